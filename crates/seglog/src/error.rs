@@ -13,7 +13,11 @@ pub enum Error {
     Io { path: PathBuf, source: io::Error },
     /// Bytes on disk that fail a check: a checksum, a magic number, a position out of order.
     /// Never a torn tail of the active segment, which recovery truncates instead.
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     /// A record or a batch larger than the format can hold.
     TooLarge { bytes: usize, max: usize },
     /// An earlier fsync failed; the log refuses further writes until it is reopened, because
@@ -25,11 +29,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
-        Error::Corrupt { path: path.into(), offset, reason: reason.into() }
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -37,11 +52,22 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "i/o error on {}: {source}", path.display()),
-            Error::Corrupt { path, offset, reason } => {
-                write!(f, "corrupt data in {} at offset {offset}: {reason}", path.display())
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "corrupt data in {} at offset {offset}: {reason}",
+                    path.display()
+                )
             }
             Error::TooLarge { bytes, max } => {
-                write!(f, "batch of {bytes} bytes is larger than the maximum of {max}")
+                write!(
+                    f,
+                    "batch of {bytes} bytes is larger than the maximum of {max}"
+                )
             }
             Error::Poisoned { path } => write!(
                 f,

@@ -76,7 +76,10 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, &'static str> {
 /// The encoded length of a batch holding `records`.
 pub fn batch_len(records: &[RecordRef<'_>]) -> usize {
     BATCH_HEADER_LEN
-        + records.iter().map(|r| RECORD_HEADER_LEN + r.key.len() + r.data.len()).sum::<usize>()
+        + records
+            .iter()
+            .map(|r| RECORD_HEADER_LEN + r.key.len() + r.data.len())
+            .sum::<usize>()
 }
 
 /// Appends one encoded batch to `out`. The caller has checked `batch_len` against
@@ -92,7 +95,10 @@ pub fn encode_batch(out: &mut Vec<u8>, base_position: u64, records: &[RecordRef<
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     for r in records {
-        assert!(r.key.len() <= u16::MAX as usize, "key length checked by the caller");
+        assert!(
+            r.key.len() <= u16::MAX as usize,
+            "key length checked by the caller"
+        );
         out.extend_from_slice(&r.timestamp_ms.to_le_bytes());
         out.push(r.flags);
         out.extend_from_slice(&(r.key.len() as u16).to_le_bytes());
@@ -162,7 +168,15 @@ pub fn decode_batch<'a>(
         let key = &batch[at..at + key_len];
         let data = &batch[at + key_len..at + key_len + data_len];
         at += key_len + data_len;
-        each(header.base_position + i, RecordRef { timestamp_ms, flags, key, data });
+        each(
+            header.base_position + i,
+            RecordRef {
+                timestamp_ms,
+                flags,
+                key,
+                data,
+            },
+        );
     }
     if at != batch.len() {
         return Err("batch has bytes after its last record");
@@ -244,25 +258,56 @@ mod tests {
     #[test]
     fn batch_round_trips() {
         let records = [
-            RecordRef { timestamp_ms: 5, flags: 0, key: b"k1", data: b"hello" },
-            RecordRef { timestamp_ms: 6, flags: 1, key: b"", data: b"" },
+            RecordRef {
+                timestamp_ms: 5,
+                flags: 0,
+                key: b"k1",
+                data: b"hello",
+            },
+            RecordRef {
+                timestamp_ms: 6,
+                flags: 1,
+                key: b"",
+                data: b"",
+            },
         ];
         let mut buf = Vec::new();
         encode_batch(&mut buf, 42, &records);
         assert_eq!(buf.len(), batch_len(&records));
         let mut seen = Vec::new();
-        decode_batch(&buf, |p, r| seen.push((p, r.timestamp_ms, r.flags, r.key, r.data))).unwrap();
-        assert_eq!(seen, vec![(42, 5, 0, &b"k1"[..], &b"hello"[..]), (43, 6, 1, &b""[..], &b""[..])]);
+        decode_batch(&buf, |p, r| {
+            seen.push((p, r.timestamp_ms, r.flags, r.key, r.data))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (42, 5, 0, &b"k1"[..], &b"hello"[..]),
+                (43, 6, 1, &b""[..], &b""[..])
+            ]
+        );
     }
 
     #[test]
     fn batch_detects_a_flipped_bit() {
         let mut buf = Vec::new();
-        encode_batch(&mut buf, 0, &[RecordRef { timestamp_ms: 1, flags: 0, key: b"k", data: b"d" }]);
+        encode_batch(
+            &mut buf,
+            0,
+            &[RecordRef {
+                timestamp_ms: 1,
+                flags: 0,
+                key: b"k",
+                data: b"d",
+            }],
+        );
         for i in 8..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
-            assert!(decode_batch(&bad, |_, _| {}).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode_batch(&bad, |_, _| {}).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
@@ -273,7 +318,11 @@ mod tests {
             end_position: 7,
             min_timestamp_ms: 1,
             max_timestamp_ms: 9,
-            entries: vec![IndexEntry { position: 0, timestamp_ms: 1, offset: 24 }],
+            entries: vec![IndexEntry {
+                position: 0,
+                timestamp_ms: 1,
+                offset: 24,
+            }],
         };
         let bytes = encode_index(&index);
         assert_eq!(decode_index(&bytes).unwrap(), index);

@@ -31,7 +31,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> LogConfig {
-        LogConfig { segment_bytes_max: 64 << 20, index_interval_bytes: 64 << 10 }
+        LogConfig {
+            segment_bytes_max: 64 << 20,
+            index_interval_bytes: 64 << 10,
+        }
     }
 }
 
@@ -167,7 +170,11 @@ impl Log {
             path: active.path.clone(),
             offset: active.len,
             next_position: active.end_position,
-            last_timestamp_ms: segments.iter().rev().find_map(|s| s.max_timestamp_ms).unwrap_or(0),
+            last_timestamp_ms: segments
+                .iter()
+                .rev()
+                .find_map(|s| s.max_timestamp_ms)
+                .unwrap_or(0),
             bytes_since_index: bytes_since_last_entry(active),
             pending_index: Vec::new(),
             pending_min_timestamp_ms: None,
@@ -197,14 +204,22 @@ impl Log {
     pub fn append(&self, records: &[RecordRef<'_>]) -> Result<Appended> {
         let len = format::batch_len(records);
         if len > BATCH_LEN_MAX {
-            return Err(Error::TooLarge { bytes: len, max: BATCH_LEN_MAX });
+            return Err(Error::TooLarge {
+                bytes: len,
+                max: BATCH_LEN_MAX,
+            });
         }
         if let Some(r) = records.iter().find(|r| r.key.len() > u16::MAX as usize) {
-            return Err(Error::TooLarge { bytes: r.key.len(), max: u16::MAX as usize });
+            return Err(Error::TooLarge {
+                bytes: r.key.len(),
+                max: u16::MAX as usize,
+            });
         }
         let mut w = self.writer.lock().expect("writer lock");
         if w.poisoned {
-            return Err(Error::Poisoned { path: w.path.clone() });
+            return Err(Error::Poisoned {
+                path: w.path.clone(),
+            });
         }
         if w.offset >= self.config.segment_bytes_max && w.offset > SEGMENT_HEADER_LEN {
             self.roll(&mut w)?;
@@ -214,7 +229,10 @@ impl Log {
         let mut last = w.last_timestamp_ms;
         for r in records {
             last = last.max(r.timestamp_ms);
-            clamped.push(RecordRef { timestamp_ms: last, ..*r });
+            clamped.push(RecordRef {
+                timestamp_ms: last,
+                ..*r
+            });
         }
         let first_timestamp_ms = clamped.first().map_or(last, |r| r.timestamp_ms);
         let mut buf = std::mem::take(&mut w.buf);
@@ -242,7 +260,10 @@ impl Log {
         w.last_timestamp_ms = last;
         w.pending_min_timestamp_ms.get_or_insert(first_timestamp_ms);
         w.dirty = true;
-        Ok(Appended { first_position, first_timestamp_ms })
+        Ok(Appended {
+            first_position,
+            first_timestamp_ms,
+        })
     }
 
     /// Makes every append so far visible to readers, after an fsync if `durable`.
@@ -265,7 +286,9 @@ impl Log {
 
     fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         if w.poisoned {
-            return Err(Error::Poisoned { path: w.path.clone() });
+            return Err(Error::Poisoned {
+                path: w.path.clone(),
+            });
         }
         if !w.dirty {
             return Ok(());
@@ -328,17 +351,27 @@ impl Log {
 
     /// Bytes of segment files, headers included.
     pub fn size_bytes(&self) -> u64 {
-        self.segments.read().expect("segments lock").iter().map(|s| s.len).sum()
+        self.segments
+            .read()
+            .expect("segments lock")
+            .iter()
+            .map(|s| s.len)
+            .sum()
     }
 
     /// Reads records from `from` on: at most `max_records`, and no more than `max_bytes` of
     /// keys and data except that the first record is always returned whole.
     pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
-        let mut out = ReadBatch { records: Vec::new(), next_position: from };
+        let mut out = ReadBatch {
+            records: Vec::new(),
+            next_position: from,
+        };
         let mut bytes = 0usize;
         let mut position = from;
         while out.records.len() < max_records {
-            let Some((segment, offset)) = self.locate(position) else { break };
+            let Some((segment, offset)) = self.locate(position) else {
+                break;
+            };
             position = position.max(segment.base_position);
             out.next_position = position;
             let mut full = false;
@@ -379,7 +412,10 @@ impl Log {
         let found = {
             let segments = self.segments.read().expect("segments lock");
             let end = segments.last().expect("at least one segment").end_position;
-            match segments.iter().find(|s| s.max_timestamp_ms.is_some_and(|t| t >= timestamp_ms)) {
+            match segments
+                .iter()
+                .find(|s| s.max_timestamp_ms.is_some_and(|t| t >= timestamp_ms))
+            {
                 None => return Ok(end),
                 Some(s) => {
                     let i = s.index.partition_point(|e| e.timestamp_ms < timestamp_ms);
@@ -404,13 +440,21 @@ impl Log {
     /// A position before the first segment maps to the first segment.
     fn locate(&self, position: u64) -> Option<(Segment, u64)> {
         let segments = self.segments.read().expect("segments lock");
-        let i = segments.partition_point(|s| s.base_position <= position).saturating_sub(1);
+        let i = segments
+            .partition_point(|s| s.base_position <= position)
+            .saturating_sub(1);
         let segment = &segments[i];
         if position >= segment.end_position {
             return None;
         }
-        let j = segment.index.partition_point(|e| e.position <= position).saturating_sub(1);
-        let offset = segment.index.get(j).map_or(SEGMENT_HEADER_LEN, |e| e.offset);
+        let j = segment
+            .index
+            .partition_point(|e| e.position <= position)
+            .saturating_sub(1);
+        let offset = segment
+            .index
+            .get(j)
+            .map_or(SEGMENT_HEADER_LEN, |e| e.offset);
         Some((segment.clone(), offset))
     }
 
@@ -465,7 +509,8 @@ fn create_segment(dir: &Path, base: u64) -> Result<Segment> {
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    file.write_all_at(&format::encode_segment_header(base), 0).map_err(|e| Error::io(&path, e))?;
+    file.write_all_at(&format::encode_segment_header(base), 0)
+        .map_err(|e| Error::io(&path, e))?;
     file.sync_all().map_err(|e| Error::io(&path, e))?;
     Ok(Segment {
         base_position: base,
@@ -481,16 +526,29 @@ fn create_segment(dir: &Path, base: u64) -> Result<Segment> {
 
 fn open_segment_file(dir: &Path, base: u64) -> Result<(PathBuf, File, u64)> {
     let path = segment_path(dir, base);
-    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     if len < SEGMENT_HEADER_LEN {
-        return Err(Error::corrupt(&path, 0, "segment is shorter than its header"));
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "segment is shorter than its header",
+        ));
     }
-    file.read_exact_at(&mut header, 0).map_err(|e| Error::io(&path, e))?;
+    file.read_exact_at(&mut header, 0)
+        .map_err(|e| Error::io(&path, e))?;
     match format::decode_segment_header(&header) {
         Ok(b) if b == base => Ok((path, file, len)),
-        Ok(b) => Err(Error::corrupt(&path, 0, format!("header says base position {b}"))),
+        Ok(b) => Err(Error::corrupt(
+            &path,
+            0,
+            format!("header says base position {b}"),
+        )),
         Err(reason) => Err(Error::corrupt(&path, 0, reason)),
     }
 }
@@ -524,7 +582,11 @@ fn open_sealed(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, boo
     }
     let (segment, valid_len) = scan_segment(path, file, base, len, config)?;
     if valid_len != len {
-        return Err(Error::corrupt(&segment.path, valid_len, "sealed segment has a damaged batch"));
+        return Err(Error::corrupt(
+            &segment.path,
+            valid_len,
+            "sealed segment has a damaged batch",
+        ));
     }
     write_index(dir, &segment)?;
     Ok((segment, true))
@@ -537,12 +599,19 @@ fn open_active(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, u64
     let (mut segment, valid_len) = scan_segment(path, file, base, len, config)?;
     let mut truncated = 0;
     if valid_len < len {
-        let tail = tail_kind(&segment.file, valid_len, len).map_err(|e| Error::io(&segment.path, e))?;
+        let tail =
+            tail_kind(&segment.file, valid_len, len).map_err(|e| Error::io(&segment.path, e))?;
         if !tail.is_torn {
             return Err(Error::corrupt(&segment.path, valid_len, tail.reason));
         }
-        segment.file.set_len(valid_len).map_err(|e| Error::io(&segment.path, e))?;
-        segment.file.sync_all().map_err(|e| Error::io(&segment.path, e))?;
+        segment
+            .file
+            .set_len(valid_len)
+            .map_err(|e| Error::io(&segment.path, e))?;
+        segment
+            .file
+            .sync_all()
+            .map_err(|e| Error::io(&segment.path, e))?;
         truncated = len - valid_len;
     }
     // An index left by a roll that crashed before the next segment was created is stale
@@ -564,11 +633,17 @@ fn tail_kind(file: &File, from: u64, len: u64) -> std::io::Result<Tail> {
     let n = ((len - from) as usize).min(BATCH_HEADER_LEN);
     file.read_exact_at(&mut header[..n], from)?;
     if n < BATCH_HEADER_LEN {
-        return Ok(Tail { is_torn: true, reason: "" });
+        return Ok(Tail {
+            is_torn: true,
+            reason: "",
+        });
     }
     let claimed = u32::from_le_bytes(header[..4].try_into().expect("four bytes")) as u64;
     if from + claimed.max(BATCH_HEADER_LEN as u64) >= len {
-        return Ok(Tail { is_torn: true, reason: "" });
+        return Ok(Tail {
+            is_torn: true,
+            reason: "",
+        });
     }
     // The bad batch ends before the file does: only all-zero bytes after it are a torn tail.
     let mut buf = vec![0u8; 64 << 10];
@@ -584,7 +659,10 @@ fn tail_kind(file: &File, from: u64, len: u64) -> std::io::Result<Tail> {
         }
         at += n as u64;
     }
-    Ok(Tail { is_torn: true, reason: "" })
+    Ok(Tail {
+        is_torn: true,
+        reason: "",
+    })
 }
 
 /// Reads every batch of a segment, checking each, and rebuilds its index. Returns the
@@ -610,10 +688,10 @@ fn scan_segment(
     let mut offset = SEGMENT_HEADER_LEN;
     let mut position = base;
     let mut since_index = u64::MAX;
-    loop {
-        let Some(batch) = reader.batch_at(offset).map_err(|e| Error::io(&segment.path, e))? else {
-            break;
-        };
+    while let Some(batch) = reader
+        .batch_at(offset)
+        .map_err(|e| Error::io(&segment.path, e))?
+    {
         let mut last_ts = None;
         let mut first_ts = None;
         let decoded = format::decode_batch(batch, |_, r| {
@@ -627,7 +705,11 @@ fn scan_segment(
         let batch_len = header.len as u64;
         if let Some(ts) = first_ts {
             if since_index >= config.index_interval_bytes {
-                segment.index.push(IndexEntry { position, timestamp_ms: ts, offset });
+                segment.index.push(IndexEntry {
+                    position,
+                    timestamp_ms: ts,
+                    offset,
+                });
                 since_index = 0;
             }
             segment.min_timestamp_ms.get_or_insert(ts);
@@ -645,13 +727,23 @@ fn scan_segment(
 /// Calls `each` for every record of the published part of `segment` from the batch at
 /// `offset` on, until it returns false. Damage is corruption: readers only reach published,
 /// recovered bytes.
-fn scan(segment: &Segment, offset: u64, mut each: impl FnMut(u64, RecordRef<'_>) -> bool) -> Result<()> {
+fn scan(
+    segment: &Segment,
+    offset: u64,
+    mut each: impl FnMut(u64, RecordRef<'_>) -> bool,
+) -> Result<()> {
     let mut reader = ChunkReader::new(&segment.file, segment.len);
     let mut offset = offset;
     while offset < segment.len {
-        let batch = reader.batch_at(offset).map_err(|e| Error::io(&segment.path, e))?;
+        let batch = reader
+            .batch_at(offset)
+            .map_err(|e| Error::io(&segment.path, e))?;
         let Some(batch) = batch else {
-            return Err(Error::corrupt(&segment.path, offset, "batch runs past the segment end"));
+            return Err(Error::corrupt(
+                &segment.path,
+                offset,
+                "batch runs past the segment end",
+            ));
         };
         let mut go_on = true;
         let header = format::decode_batch(batch, |p, r| {
@@ -680,7 +772,12 @@ const CHUNK_BYTES: usize = 256 << 10;
 
 impl<'a> ChunkReader<'a> {
     fn new(file: &'a File, len: u64) -> ChunkReader<'a> {
-        ChunkReader { file, len, buf: Vec::new(), buf_start: 0 }
+        ChunkReader {
+            file,
+            len,
+            buf: Vec::new(),
+            buf_start: 0,
+        }
     }
 
     /// The whole batch at `offset`, or `None` if its header is invalid or it runs past the
@@ -691,7 +788,9 @@ impl<'a> ChunkReader<'a> {
         }
         self.fill(offset, BATCH_HEADER_LEN)?;
         let at = (offset - self.buf_start) as usize;
-        let Ok(header) = format::decode_batch_header(&self.buf[at..]) else { return Ok(None) };
+        let Ok(header) = format::decode_batch_header(&self.buf[at..]) else {
+            return Ok(None);
+        };
         if offset + header.len as u64 > self.len {
             return Ok(None);
         }
@@ -732,7 +831,8 @@ fn write_index(dir: &Path, segment: &Segment) -> Result<()> {
     let path = segment.path.with_extension("idx");
     let tmp = segment.path.with_extension("idx.tmp");
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all_at(&format::encode_index(&index), 0).map_err(|e| Error::io(&tmp, e))?;
+    file.write_all_at(&format::encode_index(&index), 0)
+        .map_err(|e| Error::io(&tmp, e))?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     sync_dir(dir)
@@ -742,7 +842,9 @@ fn remove_orphan_indexes(dir: &Path, bases: &[u64]) -> Result<()> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(base) = name.strip_suffix(".idx").and_then(|s| s.parse::<u64>().ok())
+        if let Some(base) = name
+            .strip_suffix(".idx")
+            .and_then(|s| s.parse::<u64>().ok())
             && bases.binary_search(&base).is_err()
         {
             remove_file(&entry.path())?;
@@ -760,7 +862,9 @@ fn remove_file(path: &Path) -> Result<()> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]

@@ -32,11 +32,19 @@ impl Drop for TempDir {
 }
 
 fn small() -> LogConfig {
-    LogConfig { segment_bytes_max: 300, index_interval_bytes: 100 }
+    LogConfig {
+        segment_bytes_max: 300,
+        index_interval_bytes: 100,
+    }
 }
 
 fn put(log: &Log, ts: i64, data: &str) -> u64 {
-    let r = RecordRef { timestamp_ms: ts, flags: 0, key: b"pk", data: data.as_bytes() };
+    let r = RecordRef {
+        timestamp_ms: ts,
+        flags: 0,
+        key: b"pk",
+        data: data.as_bytes(),
+    };
     let appended = log.append(&[r]).unwrap();
     log.commit(true).unwrap();
     appended.first_position
@@ -44,7 +52,11 @@ fn put(log: &Log, ts: i64, data: &str) -> u64 {
 
 fn all(log: &Log) -> Vec<(u64, String)> {
     let batch = log.read(0, usize::MAX, usize::MAX).unwrap();
-    batch.records.into_iter().map(|r| (r.position, String::from_utf8(r.data).unwrap())).collect()
+    batch
+        .records
+        .into_iter()
+        .map(|r| (r.position, String::from_utf8(r.data).unwrap()))
+        .collect()
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -78,7 +90,12 @@ fn appends_read_back_in_order_across_rolls_and_reopen() {
 fn uncommitted_appends_are_invisible() {
     let dir = TempDir::new("invisible");
     let log = Log::open(&dir.0, LogConfig::default()).unwrap();
-    let r = RecordRef { timestamp_ms: 1, flags: 0, key: b"k", data: b"d" };
+    let r = RecordRef {
+        timestamp_ms: 1,
+        flags: 0,
+        key: b"k",
+        data: b"d",
+    };
     log.append(&[r]).unwrap();
     assert_eq!(log.end_position(), 0);
     assert!(log.read(0, 10, 1000).unwrap().records.is_empty());
@@ -94,7 +111,10 @@ fn read_respects_record_and_byte_limits() {
         put(&log, i, "0123456789");
     }
     let batch = log.read(3, 5, usize::MAX).unwrap();
-    assert_eq!(batch.records.iter().map(|r| r.position).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+    assert_eq!(
+        batch.records.iter().map(|r| r.position).collect::<Vec<_>>(),
+        [3, 4, 5, 6, 7]
+    );
     assert_eq!(batch.next_position, 8);
     // 12 bytes per record (key "pk" + 10 bytes of data): 30 bytes fit two records.
     let batch = log.read(0, 100, 30).unwrap();
@@ -121,7 +141,10 @@ fn timestamps_seek_and_never_decrease() {
     assert_eq!(log.position_at_timestamp(1150).unwrap(), 15);
     assert_eq!(log.position_at_timestamp(1155).unwrap(), 16);
     let last = log.read(30, 1, 100).unwrap().records.remove(0);
-    assert_eq!(last.timestamp_ms, 1290, "a timestamp is never below the one before it");
+    assert_eq!(
+        last.timestamp_ms, 1290,
+        "a timestamp is never below the one before it"
+    );
     assert_eq!(log.position_at_timestamp(99_999).unwrap(), 31);
 }
 
@@ -161,7 +184,12 @@ fn torn_tail_is_truncated_and_reported() {
     let seg = segment_files(&dir.0).pop().unwrap();
     let len = fs::metadata(&seg).unwrap().len();
     // Cut the last batch in half.
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 10).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
     let log = Log::open(&dir.0, LogConfig::default()).unwrap();
     assert!(log.recovery().truncated_bytes > 0);
     assert_eq!(all(&log).len(), 4);
@@ -192,7 +220,11 @@ fn corruption_in_the_middle_of_the_active_segment_is_refused() {
     }
     drop(log);
     let seg = segment_files(&dir.0).pop().unwrap();
-    let file = OpenOptions::new().write(true).read(true).open(&seg).unwrap();
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(&seg)
+        .unwrap();
     // Flip a bit inside the second batch's data.
     let offset = SEGMENT_HEADER_LEN + 60;
     let mut byte = [0u8];
@@ -201,7 +233,10 @@ fn corruption_in_the_middle_of_the_active_segment_is_refused() {
     match Log::open(&dir.0, LogConfig::default()) {
         Err(Error::Corrupt { path, offset, .. }) => {
             assert_eq!(path, seg);
-            assert!(offset > SEGMENT_HEADER_LEN, "names the damaged batch: {offset}");
+            assert!(
+                offset > SEGMENT_HEADER_LEN,
+                "names the damaged batch: {offset}"
+            );
         }
         Err(e) => panic!("expected corruption, got {e}"),
         Ok(_) => panic!("expected corruption, the log opened"),
@@ -218,15 +253,24 @@ fn corruption_in_a_sealed_segment_is_refused_on_read_and_on_reopen() {
     let first = segment_files(&dir.0).remove(0);
     let file = OpenOptions::new().write(true).open(&first).unwrap();
     file.write_all_at(b"XX", SEGMENT_HEADER_LEN + 30).unwrap();
-    assert!(matches!(log.read(0, 100, 100_000), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        log.read(0, 100, 100_000),
+        Err(Error::Corrupt { .. })
+    ));
     drop(log);
     // The index still matches the length, so open trusts it; reads still catch the damage.
     let log = Log::open(&dir.0, small()).unwrap();
-    assert!(matches!(log.read(0, 100, 100_000), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        log.read(0, 100, 100_000),
+        Err(Error::Corrupt { .. })
+    ));
     drop(log);
     // Without the index the segment is rescanned, and the damage stops the open.
     fs::remove_file(first.with_extension("idx")).unwrap();
-    assert!(matches!(Log::open(&dir.0, small()), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Log::open(&dir.0, small()),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -256,7 +300,10 @@ fn a_missing_middle_segment_is_refused() {
     let files = segment_files(&dir.0);
     assert!(files.len() >= 3);
     fs::remove_file(&files[1]).unwrap();
-    assert!(matches!(Log::open(&dir.0, small()), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Log::open(&dir.0, small()),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 proptest! {

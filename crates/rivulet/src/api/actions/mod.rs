@@ -1,0 +1,189 @@
+//! The Kinesis operations: decoding each input, validating it against the model, and the
+//! semantics. One file per family of operations; `call` routes by name.
+
+mod reads;
+mod records;
+mod shards;
+mod streams;
+mod tags;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use super::error::{ApiError, ApiResult, ErrorKind};
+use super::validate::{self, Violations};
+use crate::service::Kinesis;
+
+/// Every operation of the Kinesis model (botocore 2013-12-02).
+const MODEL_OPERATIONS: [&str; 39] = [
+    "AddTagsToStream",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteResourcePolicy",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
+    "DescribeAccountSettings",
+    "DescribeLimits",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetResourcePolicy",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "PutResourcePolicy",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
+    "UpdateAccountSettings",
+    "UpdateMaxRecordSize",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
+];
+
+pub fn is_known(operation: &str) -> bool {
+    MODEL_OPERATIONS.contains(&operation)
+}
+
+/// Runs one operation; the `Ok` body is the JSON to send (empty for operations without
+/// output).
+pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Vec<u8>> {
+    match operation {
+        "PutRecord" => records::put_record(svc, &body).await,
+        "PutRecords" => records::put_records(svc, &body).await,
+        "GetRecords" => blocking(svc, body, reads::get_records).await,
+        "GetShardIterator" => blocking(svc, body, reads::get_shard_iterator).await,
+        "CreateStream" => blocking(svc, body, streams::create_stream).await,
+        "DeleteStream" => blocking(svc, body, streams::delete_stream).await,
+        "DescribeStream" => blocking(svc, body, streams::describe_stream).await,
+        "DescribeStreamSummary" => blocking(svc, body, streams::describe_stream_summary).await,
+        "ListStreams" => blocking(svc, body, streams::list_streams).await,
+        "DescribeLimits" => blocking(svc, body, streams::describe_limits).await,
+        "IncreaseStreamRetentionPeriod" => blocking(svc, body, streams::increase_retention).await,
+        "DecreaseStreamRetentionPeriod" => blocking(svc, body, streams::decrease_retention).await,
+        "ListShards" => blocking(svc, body, shards::list_shards).await,
+        "AddTagsToStream" => blocking(svc, body, tags::add_tags_to_stream).await,
+        "RemoveTagsFromStream" => blocking(svc, body, tags::remove_tags_from_stream).await,
+        "ListTagsForStream" => blocking(svc, body, tags::list_tags_for_stream).await,
+        "TagResource" => blocking(svc, body, tags::tag_resource).await,
+        "UntagResource" => blocking(svc, body, tags::untag_resource).await,
+        "ListTagsForResource" => blocking(svc, body, tags::list_tags_for_resource).await,
+        other => Err(ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("Rivulet does not implement {other} yet"),
+        )),
+    }
+}
+
+/// Runs a handler that touches the disk (metadata saves, log reads) off the async threads.
+async fn blocking(
+    svc: &Arc<Kinesis>,
+    body: Bytes,
+    handler: fn(&Kinesis, &[u8]) -> ApiResult<Vec<u8>>,
+) -> ApiResult<Vec<u8>> {
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || handler(&svc, &body)).await?
+}
+
+/// Decodes an operation's input. Malformed JSON is a `SerializationException` without a
+/// message, as Kinesis sends it; a member of the wrong type gets one. An empty body is `{}`.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::serialization(e.to_string()),
+        _ => ApiError::bare(ErrorKind::Serialization),
+    })
+}
+
+pub fn json(value: serde_json::Value) -> ApiResult<Vec<u8>> {
+    Ok(value.to_string().into_bytes())
+}
+
+pub fn empty() -> ApiResult<Vec<u8>> {
+    Ok(Vec::new())
+}
+
+/// Epoch seconds, as a JSON number (the SDKs send fractional seconds) or a numeric string.
+pub fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(s)) => s.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("'{s}' can not be converted to a Timestamp"))
+        }),
+    }
+}
+
+pub fn seconds_to_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+pub fn ms_to_seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Checks the shapes of the StreamName and StreamARN members most operations carry.
+pub fn check_stream_ref(v: &mut Violations, name: Option<&str>, arn: Option<&str>) {
+    v.string("streamName", name, validate::STREAM_NAME);
+    v.string("streamARN", arn, validate::STREAM_ARN);
+}
+
+/// The stream an operation addresses by StreamName, StreamARN or both (which must agree).
+pub fn stream_name(svc: &Kinesis, name: Option<&str>, arn: Option<&str>) -> ApiResult<String> {
+    let from_arn = match arn {
+        None => None,
+        Some(arn) => {
+            let parsed = validate::parse_arn(arn)
+                .ok_or_else(|| ApiError::invalid_argument("Invalid StreamARN."))?;
+            let arn_name = parsed
+                .resource
+                .strip_prefix("stream/")
+                .unwrap_or(parsed.resource);
+            if parsed.account != svc.account() || parsed.region != svc.config.region {
+                return Err(ApiError::stream_not_found(arn_name, parsed.account));
+            }
+            Some(arn_name.to_owned())
+        }
+    };
+    match (name, from_arn) {
+        (None, None) => Err(ApiError::invalid_argument(
+            "Either StreamName or StreamARN must be provided.",
+        )),
+        (Some(n), None) => Ok(n.to_owned()),
+        (None, Some(n)) => Ok(n),
+        (Some(n), Some(a)) if n == a => Ok(a),
+        (Some(n), Some(_)) => Err(ApiError::invalid_argument(format!(
+            "StreamName {n} does not match the stream name in StreamARN {}.",
+            arn.unwrap_or_default()
+        ))),
+    }
+}

@@ -1,0 +1,361 @@
+//! GetShardIterator and GetRecords: the read path.
+//!
+//! Hops: GetShardIterator resolves a position in the shard's log (trim horizon, latest, a
+//! timestamp through the sparse index, or a sequence number) and signs it into an iterator.
+//! GetRecords checks the iterator, reads from the log up to the record and byte limits,
+//! skips what retention has expired, and signs a fresh iterator for the next position.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::streams::find;
+use super::{
+    ApiResult, check_stream_ref, de_timestamp, ms_to_seconds, parse, seconds_to_ms, stream_name,
+};
+use crate::api::error::{ApiError, ErrorKind};
+use crate::api::validate::{self, Violations};
+use crate::clock::java_date;
+use crate::control::{ShardCounters, ShardMeta, Stream, parse_shard_id, shard_id};
+use crate::data::iterator::ShardIterator;
+use crate::data::sequence::{SequenceNumber, stream_epoch};
+use crate::limits;
+use crate::service::Kinesis;
+
+const ITERATOR_TYPES: [&str; 5] = [
+    "AT_SEQUENCE_NUMBER",
+    "AFTER_SEQUENCE_NUMBER",
+    "TRIM_HORIZON",
+    "LATEST",
+    "AT_TIMESTAMP",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetShardIteratorInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_id: Option<String>,
+    shard_iterator_type: Option<String>,
+    starting_sequence_number: Option<String>,
+    #[serde(default, deserialize_with = "de_timestamp")]
+    timestamp: Option<f64>,
+}
+
+pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let input: GetShardIteratorInput = parse(body)?;
+    let mut v = Violations::default();
+    check_stream_ref(
+        &mut v,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    );
+    let shard = v.required("shardId", input.shard_id.as_deref());
+    v.string("shardId", shard, validate::SHARD_ID);
+    let kind = v.required("shardIteratorType", input.shard_iterator_type.as_deref());
+    v.one_of("shardIteratorType", kind, &ITERATOR_TYPES);
+    v.string(
+        "startingSequenceNumber",
+        input.starting_sequence_number.as_deref(),
+        validate::SEQUENCE_NUMBER,
+    );
+    v.finish()?;
+    let (shard_name, kind) = (shard.expect("checked"), kind.expect("checked"));
+    let name = stream_name(
+        svc,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let now = svc.now_ms();
+    let registry = svc.read();
+    let stream = find(svc, &registry, &name)?;
+    let shard = visible_shard(svc, stream, shard_name, now)?;
+    let log = &stream
+        .shards
+        .get(&shard.index)
+        .ok_or_else(ApiError::internal)?
+        .log;
+    let starting = input.starting_sequence_number.as_deref();
+    let wants_sequence = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+    if wants_sequence != starting.is_some() && kind != "AT_TIMESTAMP" {
+        let clause = if wants_sequence {
+            "and no StartingSequenceNumber"
+        } else {
+            "and also a StartingSequenceNumber"
+        };
+        return Err(ApiError::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber \
+             or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} {clause}."
+        )));
+    }
+    let position = match kind {
+        "TRIM_HORIZON" => log.start_position(),
+        "LATEST" => log.end_position(),
+        "AT_TIMESTAMP" => {
+            let ts = input.timestamp.map(seconds_to_ms).ok_or_else(|| {
+                ApiError::invalid_argument(
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. \
+                     Current request has no timestamp parameter.",
+                )
+            })?;
+            if ts > now {
+                return Err(ApiError::invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. \
+                     timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                )));
+            }
+            log.position_at_timestamp(ts)?
+        }
+        _ => {
+            let seq = starting.expect("checked");
+            let position = sequence_position(svc, stream, shard, seq)?;
+            if position > log.end_position() {
+                return Err(invalid_sequence(svc, stream, shard, seq, ""));
+            }
+            position + u64::from(kind == "AFTER_SEQUENCE_NUMBER")
+        }
+    };
+    let token = svc.iterators.encode(&ShardIterator {
+        stream_name: name,
+        stream_created_ms: stream.meta.created_ms,
+        shard_index: shard.index,
+        position,
+        issued_ms: now,
+    });
+    super::json(json!({ "ShardIterator": token }))
+}
+
+/// A shard of the stream that has not expired, by any accepted spelling of its id.
+fn visible_shard<'a>(
+    svc: &Kinesis,
+    stream: &'a Stream,
+    id: &str,
+    now: i64,
+) -> ApiResult<&'a ShardMeta> {
+    parse_shard_id(id)
+        .and_then(|i| stream.shard(i))
+        .filter(|s| !s.is_expired(now, stream.meta.retention_hours))
+        .ok_or_else(|| ApiError::shard_not_found(id, &stream.meta.name, svc.account()))
+}
+
+fn sequence_position(
+    svc: &Kinesis,
+    stream: &Stream,
+    shard: &ShardMeta,
+    seq: &str,
+) -> ApiResult<u64> {
+    let parsed =
+        SequenceNumber::parse(seq).ok_or_else(|| invalid_sequence(svc, stream, shard, seq, ""))?;
+    if parsed.stream_epoch != stream_epoch(stream.meta.created_ms) {
+        return Err(invalid_sequence(
+            svc,
+            stream,
+            shard,
+            seq,
+            " because it did not come from this stream",
+        ));
+    }
+    if parsed.shard_index != shard.index {
+        return Err(ApiError::invalid_argument(format!(
+            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+            shard_id(parsed.shard_index),
+            shard.id()
+        )));
+    }
+    Ok(parsed.position)
+}
+
+fn invalid_sequence(
+    svc: &Kinesis,
+    stream: &Stream,
+    shard: &ShardMeta,
+    seq: &str,
+    why: &str,
+) -> ApiError {
+    ApiError::invalid_argument(format!(
+        "StartingSequenceNumber {seq} used in GetShardIterator on shard {} in stream {} under account {} is invalid{why}.",
+        shard.id(),
+        stream.meta.name,
+        svc.account()
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetRecordsInput {
+    shard_iterator: Option<String>,
+    limit: Option<i64>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordOut<'a> {
+    sequence_number: String,
+    approximate_arrival_timestamp: f64,
+    data: String,
+    partition_key: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetRecordsOutput<'a> {
+    records: Vec<RecordOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_shard_iterator: Option<String>,
+    millis_behind_latest: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child_shards: Option<Vec<serde_json::Value>>,
+}
+
+pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let input: GetRecordsInput = parse(body)?;
+    let mut v = Violations::default();
+    let token = v.required("shardIterator", input.shard_iterator.as_deref());
+    v.string("shardIterator", token, validate::SHARD_ITERATOR);
+    v.int(
+        "limit",
+        input.limit,
+        Some(1),
+        Some(limits::GET_RECORDS_COUNT_MAX as i64),
+    );
+    v.string(
+        "streamARN",
+        input.stream_arn.as_deref(),
+        validate::STREAM_ARN,
+    );
+    v.finish()?;
+    let invalid = || ApiError::invalid_argument("Invalid ShardIterator.");
+    let it = svc
+        .iterators
+        .decode(token.expect("checked"))
+        .ok_or_else(invalid)?;
+    let now = svc.now_ms();
+    if now - it.issued_ms > limits::ITERATOR_LIFETIME_MS {
+        return Err(ApiError::new(
+            ErrorKind::ExpiredIterator,
+            format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is \
+                 further in the future than the tolerated delay of {} milliseconds.",
+                java_date(it.issued_ms),
+                java_date(now),
+                limits::ITERATOR_LIFETIME_MS
+            ),
+        ));
+    }
+    if let Some(arn) = input.stream_arn.as_deref()
+        && stream_name(svc, None, Some(arn))? != it.stream_name
+    {
+        return Err(invalid());
+    }
+    let (shard, log, counters, child_shards, retention_hours, created_ms) = {
+        let registry = svc.read();
+        let stream = find(svc, &registry, &it.stream_name)?;
+        if stream.meta.created_ms != it.stream_created_ms {
+            return Err(invalid());
+        }
+        let shard = visible_shard(svc, stream, &shard_id(it.shard_index), now)?.clone();
+        let runtime = stream
+            .shards
+            .get(&shard.index)
+            .ok_or_else(ApiError::internal)?;
+        let children = children_json(stream, &shard);
+        let m = &stream.meta;
+        (
+            shard,
+            runtime.log.clone(),
+            runtime.counters.clone(),
+            children,
+            m.retention_hours,
+            m.created_ms,
+        )
+    };
+    let limit = input
+        .limit
+        .map_or(limits::GET_RECORDS_COUNT_MAX, |l| l as usize);
+    let cutoff = now - retention_hours * 3_600_000;
+    let mut batch = log.read(it.position, limit, limits::GET_RECORDS_BYTES_MAX)?;
+    if batch
+        .records
+        .first()
+        .is_some_and(|r| r.timestamp_ms < cutoff)
+    {
+        // Retention removes whole segments; records it has not reached yet are skipped here.
+        let horizon = log.position_at_timestamp(cutoff)?.max(it.position);
+        batch = log.read(horizon, limit, limits::GET_RECORDS_BYTES_MAX)?;
+    }
+    let end = log.end_position();
+    let caught_up = batch.next_position >= end;
+    let millis_behind = match (caught_up, batch.records.last()) {
+        (false, Some(last)) => (now - last.timestamp_ms).max(0),
+        _ => 0,
+    };
+    let epoch = stream_epoch(created_ms);
+    let shard_ended = shard
+        .closed
+        .is_some_and(|c| batch.next_position >= c.end_position);
+    let next_shard_iterator = (!shard_ended).then(|| {
+        svc.iterators.encode(&ShardIterator {
+            position: batch.next_position,
+            issued_ms: now,
+            ..it.clone()
+        })
+    });
+    let bytes: usize = batch
+        .records
+        .iter()
+        .map(|r| r.data.len() + r.key.len())
+        .sum();
+    ShardCounters::add(&counters.outgoing_records, batch.records.len() as u64);
+    ShardCounters::add(&counters.outgoing_bytes, bytes as u64);
+    let records = batch
+        .records
+        .iter()
+        .map(|r| RecordOut {
+            sequence_number: SequenceNumber {
+                stream_epoch: epoch,
+                shard_index: shard.index,
+                position: r.position,
+            }
+            .to_string(),
+            approximate_arrival_timestamp: ms_to_seconds(r.timestamp_ms),
+            data: base64_simd::STANDARD.encode_to_string(&r.data),
+            // Keys were validated UTF-8 on the way in; a damaged one shows as replacement chars.
+            partition_key: std::str::from_utf8(&r.key).unwrap_or("\u{fffd}"),
+        })
+        .collect();
+    let out = GetRecordsOutput {
+        records,
+        next_shard_iterator,
+        millis_behind_latest: millis_behind,
+        child_shards: shard_ended.then_some(child_shards),
+    };
+    Ok(serde_json::to_vec(&out).expect("serializes"))
+}
+
+/// The ChildShards of a closed shard: the shards that name it as a parent.
+fn children_json(stream: &Stream, shard: &ShardMeta) -> Vec<serde_json::Value> {
+    stream
+        .meta
+        .shards
+        .iter()
+        .filter(|c| c.parent == Some(shard.index) || c.adjacent_parent == Some(shard.index))
+        .map(|c| {
+            let parents: Vec<String> = c
+                .parent
+                .into_iter()
+                .chain(c.adjacent_parent)
+                .map(shard_id)
+                .collect();
+            json!({
+                "ShardId": c.id(),
+                "ParentShards": parents,
+                "HashKeyRange": {
+                    "StartingHashKey": c.start_hash.to_string(),
+                    "EndingHashKey": c.end_hash.to_string(),
+                },
+            })
+        })
+        .collect()
+}

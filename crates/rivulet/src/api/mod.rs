@@ -1,0 +1,169 @@
+//! The wire: HTTP requests in, Kinesis JSON 1.1 responses out. Routing on `X-Amz-Target`,
+//! body limits, the protocol-level errors Kinesis answers before any operation runs, and the
+//! response envelope. Only this module knows Kinesis error names and wire encodings.
+
+pub mod actions;
+pub mod error;
+pub mod validate;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::service::Kinesis;
+use error::{ApiError, ErrorKind};
+
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+const CBOR_1_1: &str = "application/x-amz-cbor-1.1";
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+pub fn router(svc: Arc<Kinesis>) -> Router {
+    Router::new().fallback(dispatch).with_state(svc)
+}
+
+async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response {
+    let request_id = svc.request_ids.next();
+    let (parts, body) = request.into_parts();
+    let mut response =
+        match checked_body(&parts.method, &parts.headers, parts.uri.query(), body).await {
+            Ok((operation, body)) => match actions::call(&svc, &operation, body).await {
+                Ok(body) => ok_response(body),
+                Err(e) => error_response(&e),
+            },
+            Err(early) => early,
+        };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+/// Everything Kinesis checks before it parses the operation's input: method, content type,
+/// authentication headers, target and body size. Returns the operation name and body, or
+/// the response to send instead.
+async fn checked_body(
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+) -> Result<(String, Bytes), Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if method != Method::POST {
+        return Err(access_denied());
+    }
+    match content_type.as_str() {
+        JSON_1_1 => {}
+        CBOR_1_1 => {
+            return Err(error_response(&ApiError::serialization(
+                "Rivulet does not speak CBOR yet; switch the client to JSON \
+                 (Java SDK v2: -Daws.cborEnabled=false, v1: AWS_CBOR_DISABLE=1)",
+            )));
+        }
+        "application/json" => {
+            let body = r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#;
+            return Err((
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response());
+        }
+        _ => return Err(access_denied()),
+    }
+    check_auth(headers, query).map_err(|e| error_response(&e))?;
+    let operation = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .filter(|op| actions::is_known(op))
+        .ok_or_else(|| error_response(&ApiError::bare(ErrorKind::UnknownOperation)))?
+        .to_owned();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > REQUEST_BODY_BYTES_MAX) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    }
+    let body = axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+    Ok((operation, body))
+}
+
+/// Kinesis requires a SigV4 `Authorization` header or presigned query parameters. Any
+/// credentials are accepted (as LocalStack and kinesalite do); the shape is checked so a
+/// client that forgot to sign learns it here rather than from AWS.
+fn check_auth(headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+    let presigned = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("X-Amz-Algorithm=")));
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match (header, presigned) {
+        (Some(_), true) => Err(ApiError::new(
+            ErrorKind::InvalidSignature,
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.",
+        )),
+        (None, false) => Err(ApiError::new(
+            ErrorKind::MissingAuthenticationToken,
+            "Missing Authentication Token",
+        )),
+        (None, true) => Ok(()),
+        (Some(h), false) => {
+            for part in ["Credential", "Signature", "SignedHeaders"] {
+                if !h.contains(&format!("{part}=")) {
+                    return Err(ApiError::new(
+                        ErrorKind::IncompleteSignature,
+                        format!(
+                            "Authorization header requires '{part}' parameter. Authorization={h}"
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn access_denied() -> Response {
+    let body = "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n";
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
+}
+
+fn ok_response(body: Vec<u8>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, JSON_1_1)], body).into_response()
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let mut response = (
+        e.kind.status(),
+        [(header::CONTENT_TYPE, JSON_1_1)],
+        e.body(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(e.kind.type_name()),
+    );
+    response
+}

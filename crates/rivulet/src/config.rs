@@ -1,0 +1,102 @@
+//! The validated settings of a running server. `main.rs` builds one from flags and
+//! `RIVULET_*` environment variables; tests build one directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// When an acknowledged write reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every acknowledged batch is fsynced first; concurrent writers share an fsync (group
+    /// commit). An acknowledged record survives a process crash and a power loss.
+    Always,
+    /// Writes are acknowledged from the page cache and fsynced every `ms`. An acknowledged
+    /// record survives a process crash; a power loss can lose the last interval.
+    Interval { ms: u64 },
+    /// Never fsync (the OS writes back when it likes). Survives a process crash only.
+    Never,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FsyncPolicy, String> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            "interval" => Ok(FsyncPolicy::Interval { ms: 1000 }),
+            other => match other.strip_prefix("interval:").map(str::parse) {
+                Some(Ok(ms)) if ms > 0 => Ok(FsyncPolicy::Interval { ms }),
+                _ => Err(format!(
+                    "unknown fsync policy '{other}': expected always, interval, interval:MS or never"
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub fsync: FsyncPolicy,
+    /// How long streams stay CREATING, DELETING or UPDATING before the change completes.
+    pub state_delay_ms: u64,
+    /// Account-wide limit on open shards, as DescribeLimits reports it.
+    pub shard_limit: u32,
+    /// A segment is sealed and a new one started at this size.
+    pub segment_bytes_max: u64,
+    /// How often retention is enforced and pending state changes are applied.
+    pub janitor_interval_ms: u64,
+    /// Shard writer threads. Each owns a share of the shards and group-commits for them.
+    pub writer_threads: usize,
+}
+
+impl Config {
+    /// Defaults for a data directory; everything else as `rivulet serve` defaults it.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4567)),
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            fsync: FsyncPolicy::Always,
+            state_delay_ms: 0,
+            shard_limit: crate::limits::SHARD_LIMIT_DEFAULT,
+            segment_bytes_max: 16 << 20,
+            janitor_interval_ms: 1000,
+            writer_threads: 4,
+        }
+    }
+
+    /// Checks the relations between fields that the flag parser cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "account id '{}' must be 12 digits",
+                self.account_id
+            ));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "region '{}' must be letters, digits and dashes",
+                self.region
+            ));
+        }
+        if self.writer_threads == 0 || self.writer_threads > 64 {
+            return Err("writer threads must be between 1 and 64".into());
+        }
+        if self.segment_bytes_max < 1 << 20 {
+            return Err("segments must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! The control plane's model: streams, shards and their lineage, hash-key ranges, states,
+//! retention and tags, and how this metadata is stored.
+//!
+//! The model already holds what resharding needs: closed shards keep their range and gain
+//! an ending position, children name their parents, and shard indexes only grow.
+
+pub mod hash;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::ShardLog;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamStatus {
+    Creating,
+    Deleting,
+    Active,
+    Updating,
+}
+
+impl StreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Creating => "CREATING",
+            StreamStatus::Deleting => "DELETING",
+            StreamStatus::Active => "ACTIVE",
+            StreamStatus::Updating => "UPDATING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+impl StreamMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// What happens when a transitional state's delay is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub until_ms: i64,
+    /// `None` means the stream is removed (the end of DELETING).
+    pub then: Option<StreamStatus>,
+}
+
+/// A stream's persisted description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamMeta {
+    pub name: String,
+    pub created_ms: i64,
+    pub status: StreamStatus,
+    pub pending: Option<Pending>,
+    pub mode: StreamMode,
+    pub retention_hours: i64,
+    pub tags: BTreeMap<String, String>,
+    pub shards: Vec<ShardMeta>,
+    /// The index the next new shard gets; indexes are never reused.
+    pub next_shard_index: u32,
+    pub max_record_size_kib: u32,
+    pub shard_level_metrics: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub index: u32,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    #[serde(with = "u128_decimal")]
+    pub start_hash: u128,
+    #[serde(with = "u128_decimal")]
+    pub end_hash: u128,
+    pub created_ms: i64,
+    pub closed: Option<Closed>,
+}
+
+/// A shard that no longer takes writes (after a split or merge).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Closed {
+    /// One past its last record.
+    pub end_position: u64,
+    pub closed_ms: i64,
+}
+
+impl ShardMeta {
+    pub fn id(&self) -> String {
+        shard_id(self.index)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    /// A closed shard expires once everything in it is past retention; it then disappears
+    /// from DescribeStream and ListShards.
+    pub fn is_expired(&self, now_ms: i64, retention_hours: i64) -> bool {
+        self.closed
+            .is_some_and(|c| c.closed_ms + retention_hours * 3_600_000 <= now_ms)
+    }
+}
+
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// Parses `shardId-000000000001`, and the short forms peers accept (`shardId-1`, `1`).
+pub fn parse_shard_id(id: &str) -> Option<u32> {
+    let digits = id.strip_prefix("shardId-").unwrap_or(id);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Counters the write and read paths bump for each shard; the metrics issue builds
+/// CloudWatch and Prometheus figures on them.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    pub incoming_records: AtomicU64,
+    pub incoming_bytes: AtomicU64,
+    pub outgoing_records: AtomicU64,
+    pub outgoing_bytes: AtomicU64,
+}
+
+impl ShardCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A shard's open log and counters.
+#[derive(Clone)]
+pub struct ShardRuntime {
+    pub log: Arc<dyn ShardLog>,
+    pub counters: Arc<ShardCounters>,
+}
+
+/// A stream in memory: its metadata and the runtime of each shard that still has a log.
+pub struct Stream {
+    pub meta: StreamMeta,
+    pub shards: BTreeMap<u32, ShardRuntime>,
+}
+
+impl Stream {
+    /// Unique per incarnation, so a recreated stream never sees an old one's files.
+    pub fn storage_key(&self) -> String {
+        storage_key(&self.meta.name, self.meta.created_ms)
+    }
+
+    /// The state as clients see it at `now_ms`, or `None` once a deletion has completed.
+    pub fn status_at(&self, now_ms: i64) -> Option<StreamStatus> {
+        match self.meta.pending {
+            Some(p) if now_ms >= p.until_ms => p.then,
+            _ => Some(self.meta.status),
+        }
+    }
+
+    /// The open shard whose hash range holds `hash_key`.
+    pub fn route(&self, hash_key: u128) -> Option<&ShardMeta> {
+        self.meta
+            .shards
+            .iter()
+            .find(|s| s.is_open() && s.start_hash <= hash_key && hash_key <= s.end_hash)
+    }
+
+    pub fn shard(&self, index: u32) -> Option<&ShardMeta> {
+        self.meta.shards.iter().find(|s| s.index == index)
+    }
+
+    pub fn open_shard_count(&self) -> usize {
+        self.meta.shards.iter().filter(|s| s.is_open()).count()
+    }
+
+    /// Shards not yet expired, in index order.
+    pub fn visible_shards(&self, now_ms: i64) -> impl Iterator<Item = &ShardMeta> {
+        let retention = self.meta.retention_hours;
+        self.meta
+            .shards
+            .iter()
+            .filter(move |s| !s.is_expired(now_ms, retention))
+    }
+}
+
+pub fn storage_key(name: &str, created_ms: i64) -> String {
+    format!("{name}.{created_ms}")
+}
+
+mod u128_decimal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ids_format_and_parse() {
+        assert_eq!(shard_id(0), "shardId-000000000000");
+        assert_eq!(shard_id(42), "shardId-000000000042");
+        assert_eq!(parse_shard_id("shardId-000000000042"), Some(42));
+        assert_eq!(parse_shard_id("shardId-7"), Some(7));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("shardId-"), None);
+        assert_eq!(parse_shard_id("shard-x"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! Durable, atomic storage of stream metadata: one JSON document replaced as a whole by
+//! write-to-temp, fsync, rename, fsync of the directory. A crash leaves either the old or
+//! the new document, never a mix.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::StreamMeta;
+
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Document {
+    version: u32,
+    streams: Vec<StreamMeta>,
+}
+
+pub struct MetaStore {
+    path: PathBuf,
+}
+
+impl MetaStore {
+    pub fn new(data_dir: &Path) -> MetaStore {
+        MetaStore {
+            path: data_dir.join("streams.json"),
+        }
+    }
+
+    pub fn load(&self) -> std::io::Result<Vec<StreamMeta>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let doc: Document = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("{} is not valid stream metadata: {e}", self.path.display()),
+            )
+        })?;
+        if doc.version != FORMAT_VERSION {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "{} has format version {}, expected {FORMAT_VERSION}",
+                    self.path.display(),
+                    doc.version
+                ),
+            ));
+        }
+        Ok(doc.streams)
+    }
+
+    pub fn save<'a>(&self, streams: impl Iterator<Item = &'a StreamMeta>) -> std::io::Result<()> {
+        let doc = Document {
+            version: FORMAT_VERSION,
+            streams: streams.cloned().collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &self.path)?;
+        let dir = self.path.parent().expect("metadata file has a directory");
+        File::open(dir)?.sync_all()
+    }
+}

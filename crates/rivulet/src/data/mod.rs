@@ -1,0 +1,5 @@
+//! The data plane: shard writers with group commit, sequence numbers and shard iterators.
+
+pub mod iterator;
+pub mod sequence;
+pub mod writer;

@@ -1,0 +1,184 @@
+//! Shard writers: a few threads that own the appends of a share of the shards each, and
+//! group-commit them.
+//!
+//! A request is routed to its shard's thread through a bounded queue. The thread takes
+//! everything queued (up to a cap), appends each request as one batch, then commits each
+//! touched shard once: with the `Always` policy that is one fsync per shard for all the
+//! requests that arrived while the previous fsync ran. Replies go out only after the
+//! commit, so an acknowledged record is durable as the policy promises, and it is visible
+//! to readers from the moment the client learns its sequence number.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::config::FsyncPolicy;
+use crate::storage::{Appended, RecordRef, ShardLog, StorageError, StorageResult};
+
+/// Requests queued per writer thread.
+const QUEUE_REQUESTS_MAX: usize = 1024;
+/// Requests one group commit takes at most.
+const GROUP_REQUESTS_MAX: usize = 1024;
+/// Bytes of record data and keys queued or being written, over all writers; a request
+/// waits for room before it is queued.
+const IN_FLIGHT_BYTES_MAX: usize = 256 << 20;
+
+/// One record to write.
+pub struct PendingRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    pub flags: u8,
+}
+
+struct WriteRequest {
+    log: Arc<dyn ShardLog>,
+    records: Vec<PendingRecord>,
+    reply: oneshot::Sender<StorageResult<Appended>>,
+}
+
+pub struct WriterPool {
+    senders: Mutex<Vec<mpsc::Sender<WriteRequest>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    in_flight: Arc<Semaphore>,
+    lanes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl WriterPool {
+    pub fn start(threads: usize, policy: FsyncPolicy, clock: SharedClock) -> WriterPool {
+        let mut senders = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
+            let clock = clock.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-writer-{i}"))
+                .spawn(move || writer_loop(rx, policy, clock))
+                .expect("spawn shard writer thread");
+            senders.push(tx);
+            handles.push(handle);
+        }
+        WriterPool {
+            senders: Mutex::new(senders),
+            threads: Mutex::new(handles),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX >> 10)),
+            lanes: threads,
+        }
+    }
+
+    /// Appends `records` to `log` as one batch and waits until they are committed.
+    /// `lane` picks the writer thread: the same shard must always use the same lane so
+    /// its writes stay in order.
+    pub async fn write(
+        &self,
+        lane: u64,
+        log: Arc<dyn ShardLog>,
+        records: Vec<PendingRecord>,
+    ) -> Result<Appended, WriteError> {
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        let units = ((bytes >> 10) + 1).min(IN_FLIGHT_BYTES_MAX >> 10) as u32;
+        let _permit = self
+            .in_flight
+            .acquire_many(units)
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        let sender = {
+            let senders = self.senders.lock().expect("senders lock");
+            if senders.is_empty() {
+                return Err(WriteError::ShuttingDown);
+            }
+            senders[(lane % self.lanes as u64) as usize].clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(WriteRequest {
+                log,
+                records,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(WriteError::ShuttingDown),
+        }
+    }
+
+    /// Stops taking writes, lets the queued ones finish, and joins the threads.
+    pub fn shutdown(&self) {
+        self.senders.lock().expect("senders lock").clear();
+        self.in_flight.close();
+        let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(mut rx: mpsc::Receiver<WriteRequest>, policy: FsyncPolicy, clock: SharedClock) {
+    let durable = policy == FsyncPolicy::Always;
+    let mut group: Vec<WriteRequest> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < GROUP_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        write_group(&mut group, durable, clock.now_ms());
+    }
+}
+
+/// Appends every request of the group, commits each touched log once, then replies.
+fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
+    let mut results: Vec<StorageResult<Appended>> = Vec::with_capacity(group.len());
+    let mut refs: Vec<RecordRef<'_>> = Vec::new();
+    for req in group.iter() {
+        refs.clear();
+        refs.extend(req.records.iter().map(|r| RecordRef {
+            timestamp_ms: now_ms,
+            flags: r.flags,
+            key: r.partition_key.as_bytes(),
+            data: &r.data,
+        }));
+        results.push(req.log.append(&refs));
+    }
+    drop(refs);
+    let mut touched: Vec<&Arc<dyn ShardLog>> = Vec::new();
+    for (req, result) in group.iter().zip(&results) {
+        if result.is_ok() && !touched.iter().any(|l| Arc::ptr_eq(l, &req.log)) {
+            touched.push(&req.log);
+        }
+    }
+    let mut failed: Vec<(*const (), String)> = Vec::new();
+    for log in touched {
+        if let Err(e) = log.commit(durable) {
+            tracing::error!(error = %e, "commit failed; the shard stops acknowledging writes");
+            failed.push((Arc::as_ptr(log) as *const (), e.to_string()));
+        }
+    }
+    for (req, result) in group.drain(..).zip(results) {
+        let ptr = Arc::as_ptr(&req.log) as *const ();
+        let result = match failed.iter().find(|(p, _)| *p == ptr) {
+            Some((_, message)) => Err(StorageError::Io {
+                path: Default::default(),
+                source: std::io::Error::other(message.clone()),
+            }),
+            None => result,
+        };
+        let _ = req.reply.send(result);
+    }
+}

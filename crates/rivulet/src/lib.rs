@@ -1,0 +1,13 @@
+//! Rivulet: a self-hosted streaming data platform that speaks the Amazon Kinesis Data
+//! Streams API. `server::start` runs it on a listener; `main.rs` is the `rivulet` binary.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod data;
+pub mod ids;
+pub mod limits;
+pub mod server;
+pub mod service;
+pub mod storage;

@@ -1,0 +1,241 @@
+//! `Kinesis`: the state one server holds — configuration, clock, stream registry, shard
+//! writers and the iterator key — and the housekeeping that runs on a timer (state
+//! transitions, retention, interval fsync).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::clock::SharedClock;
+use crate::config::{Config, FsyncPolicy};
+use crate::control::store::MetaStore;
+use crate::control::{ShardCounters, ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
+use crate::data::iterator::IteratorCodec;
+use crate::data::writer::WriterPool;
+use crate::ids::{RequestIds, random_bytes};
+use crate::storage::Backend;
+
+pub type Registry = BTreeMap<String, Stream>;
+
+pub struct Kinesis {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub backend: Arc<dyn Backend>,
+    registry: RwLock<Registry>,
+    meta: MetaStore,
+    pub writers: WriterPool,
+    pub iterators: IteratorCodec,
+    pub request_ids: RequestIds,
+}
+
+impl Kinesis {
+    /// Loads stream metadata and opens every shard log, recovering each.
+    pub fn open(
+        config: Config,
+        clock: SharedClock,
+        backend: Arc<dyn Backend>,
+    ) -> anyhow::Result<Kinesis> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let meta = MetaStore::new(&config.data_dir);
+        let mut registry = Registry::new();
+        for stream_meta in meta.load()? {
+            let key = storage_key(&stream_meta.name, stream_meta.created_ms);
+            let mut shards = BTreeMap::new();
+            for shard in &stream_meta.shards {
+                let log = backend.open_shard(&key, &shard.id())?;
+                shards.insert(
+                    shard.index,
+                    ShardRuntime {
+                        log,
+                        counters: Arc::default(),
+                    },
+                );
+            }
+            registry.insert(
+                stream_meta.name.clone(),
+                Stream {
+                    meta: stream_meta,
+                    shards,
+                },
+            );
+        }
+        let iterators =
+            IteratorCodec::new(load_or_create_key(&config.data_dir.join("iterator.key"))?);
+        let writers = WriterPool::start(config.writer_threads, config.fsync, clock.clone());
+        Ok(Kinesis {
+            config,
+            clock,
+            backend,
+            registry: RwLock::new(registry),
+            meta,
+            writers,
+            iterators,
+            request_ids: RequestIds::new(),
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn account(&self) -> &str {
+        &self.config.account_id
+    }
+
+    pub fn stream_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            self.config.region, self.config.account_id
+        )
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().expect("registry lock")
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().expect("registry lock")
+    }
+
+    /// Persists the registry's metadata. Called with the write lock held, so saves are
+    /// serialized and always reflect a state that was current.
+    pub fn persist(&self, registry: &Registry) -> ApiResult<()> {
+        self.meta
+            .save(registry.values().map(|s| &s.meta))
+            .map_err(|e| {
+                tracing::error!(error = %e, "failed to save stream metadata");
+                ApiError::internal()
+            })
+    }
+
+    /// Creates the logs of a new stream's shards.
+    pub fn open_shards(&self, meta: &StreamMeta) -> ApiResult<BTreeMap<u32, ShardRuntime>> {
+        let key = storage_key(&meta.name, meta.created_ms);
+        let mut shards = BTreeMap::new();
+        for shard in &meta.shards {
+            let log = self.backend.open_shard(&key, &shard.id())?;
+            shards.insert(
+                shard.index,
+                ShardRuntime {
+                    log,
+                    counters: Arc::new(ShardCounters::default()),
+                },
+            );
+        }
+        Ok(shards)
+    }
+
+    /// Completes state changes whose delay is over and enforces retention. Runs on a timer;
+    /// tests call it after moving the clock.
+    pub fn tick(&self) {
+        let now = self.now_ms();
+        let mut removed = Vec::new();
+        {
+            let mut registry = self.write();
+            let mut changed = false;
+            registry.retain(|_, stream| match stream.meta.pending {
+                Some(p) if now >= p.until_ms => {
+                    changed = true;
+                    stream.meta.pending = None;
+                    match p.then {
+                        Some(status) => {
+                            stream.meta.status = status;
+                            true
+                        }
+                        None => {
+                            removed.push(stream.storage_key());
+                            false
+                        }
+                    }
+                }
+                _ => true,
+            });
+            if changed && let Err(e) = self.persist(&registry) {
+                tracing::error!(?e, "state transition not saved");
+            }
+        }
+        for key in removed {
+            if let Err(e) = self.backend.delete_stream(&key) {
+                tracing::error!(error = %e, "failed to delete stream files");
+            }
+        }
+        self.enforce_retention(now);
+    }
+
+    fn enforce_retention(&self, now: i64) {
+        let logs: Vec<_> = {
+            let registry = self.read();
+            registry
+                .values()
+                .flat_map(|s| {
+                    let cutoff = now - s.meta.retention_hours * 3_600_000;
+                    s.shards.values().map(move |r| (r.log.clone(), cutoff))
+                })
+                .collect()
+        };
+        for (log, cutoff) in logs {
+            match log.trim(cutoff) {
+                Ok(report) if report.segments_removed > 0 => {
+                    tracing::debug!(
+                        segments = report.segments_removed,
+                        bytes = report.bytes_removed,
+                        "retention"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention failed"),
+            }
+        }
+    }
+
+    /// For the interval fsync policy: makes everything written so far durable.
+    pub fn sync_all(&self) {
+        let logs: Vec<_> = self
+            .read()
+            .values()
+            .flat_map(|s| s.shards.values().map(|r| r.log.clone()))
+            .collect();
+        for log in logs {
+            if let Err(e) = log.sync() {
+                tracing::error!(error = %e, "interval fsync failed");
+            }
+        }
+    }
+
+    /// Finishes queued writes and, unless fsync is off, makes them durable.
+    pub fn shutdown(&self) {
+        self.writers.shutdown();
+        if self.config.fsync != FsyncPolicy::Never {
+            self.sync_all();
+        }
+    }
+}
+
+/// Returns the state a transitional change leads to, for callers that must refuse
+/// mutations unless a stream is ACTIVE.
+pub fn require_active(stream: &Stream, now: i64, account: &str) -> ApiResult<()> {
+    match stream.status_at(now) {
+        Some(StreamStatus::Active) => Ok(()),
+        Some(other) => Err(ApiError::stream_in_use(
+            &stream.meta.name,
+            account,
+            other.as_str(),
+        )),
+        None => Err(ApiError::stream_not_found(&stream.meta.name, account)),
+    }
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(bytes) = std::fs::read(path) {
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()));
+    }
+    let key = random_bytes::<32>()?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, key)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(key)
+}
