@@ -1,0 +1,193 @@
+//! SIGKILL under load: the real binary is killed while producers write, restarted, and every
+//! record it acknowledged must be read back with the same shard, sequence number, data and
+//! order. `scripts/crash-loop.sh` runs the same check many times.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+
+use crate::harness::{TempDir, read_shard};
+
+const SHARDS: [&str; 4] = [
+    "shardId-000000000000",
+    "shardId-000000000001",
+    "shardId-000000000002",
+    "shardId-000000000003",
+];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RIVULET_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn client(port: u16) -> Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+/// (shard, sequence number) -> data, for every acknowledged record.
+type Acked = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+async fn produce(client: Client, producer: usize, acked: Acked) {
+    for i in 0.. {
+        // Sizes from 10 bytes to about 40 KiB, mixed PutRecord and PutRecords.
+        let data = |j: usize| {
+            let mut d = format!("p{producer}-{i}-{j}-").into_bytes();
+            d.resize(10 + (producer * 7919 + i * 104_729 + j * 31) % 40_000, b'.');
+            d
+        };
+        if i % 2 == 0 {
+            let d = data(0);
+            match client
+                .put_record()
+                .stream_name("crash")
+                .partition_key(format!("key-{producer}-{i}"))
+                .data(Blob::new(d.clone()))
+                .send()
+                .await
+            {
+                Ok(put) => acked
+                    .lock()
+                    .unwrap()
+                    .push((put.shard_id, put.sequence_number, d)),
+                Err(_) => return,
+            }
+        } else {
+            let batch: Vec<Vec<u8>> = (0..10).map(data).collect();
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(j, d)| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(format!("key-{producer}-{i}-{j}"))
+                        .data(Blob::new(d.clone()))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            match client
+                .put_records()
+                .stream_name("crash")
+                .set_records(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let mut acked = acked.lock().unwrap();
+                    for (r, d) in out.records.into_iter().zip(batch) {
+                        if let (Some(shard), Some(seq)) = (r.shard_id, r.sequence_number) {
+                            acked.push((shard, seq, d));
+                        }
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_acknowledged_record() {
+    let dir = TempDir::new("crash");
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port);
+    let c = client(port);
+    c.create_stream()
+        .stream_name("crash")
+        .shard_count(4)
+        .send()
+        .await
+        .unwrap();
+
+    let acked: Acked = Arc::default();
+    let producers: Vec<_> = (0..8)
+        .map(|p| tokio::spawn(produce(client(port), p, acked.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    for p in producers {
+        p.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.len() > 50,
+        "the load was too light to mean anything: {} records",
+        acked.len()
+    );
+
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port);
+    let c = client(port);
+    let mut stored: HashMap<(String, String), (usize, Vec<u8>)> = HashMap::new();
+    for shard in SHARDS {
+        let records = read_shard(&c, "crash", shard).await;
+        assert!(
+            records
+                .windows(2)
+                .all(|w| w[0].sequence_number < w[1].sequence_number),
+            "order within {shard}"
+        );
+        for (i, r) in records.into_iter().enumerate() {
+            stored.insert(
+                (shard.to_owned(), r.sequence_number),
+                (i, r.data.into_inner()),
+            );
+        }
+    }
+    let mut lost = 0;
+    for (shard, seq, data) in &acked {
+        match stored.get(&(shard.clone(), seq.clone())) {
+            Some((_, d)) => assert_eq!(d, data, "record {shard}/{seq} came back changed"),
+            None => lost += 1,
+        }
+    }
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} acknowledged records were lost",
+        acked.len()
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -1,0 +1,10 @@
+//! The one black-box test binary: every test starts a server in-process on port 0 (or the
+//! real binary, for crash tests) and drives it through aws-sdk-kinesis or raw HTTP.
+
+mod crash;
+mod errors;
+mod harness;
+mod reads;
+mod restart;
+mod streams;
+mod writes;
