@@ -2,7 +2,9 @@
 //! from concurrent producers for a while, then GetRecords over everything written, through
 //! aws-sdk-kinesis against a running server.
 //!
-//! cargo run --release --example throughput -- ENDPOINT [RECORD_BYTES] [CONCURRENCY] [SECONDS] [SHARDS]
+//! cargo run --release --example throughput -- ENDPOINT [RECORD_BYTES] [CONCURRENCY] [SECONDS] [SHARDS] [keep]
+//!
+//! With `keep`, the stream is left in place (to measure start-up on a full data dir).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,12 +121,9 @@ async fn main() {
         }
     }
     let get_secs = started.elapsed().as_secs_f64();
-    client
-        .delete_stream()
-        .stream_name(&stream)
-        .send()
-        .await
-        .expect("delete stream");
+    if args.get(6).map(String::as_str) != Some("keep") {
+        client.delete_stream().stream_name(&stream).send().await.expect("delete stream");
+    }
     let mb = |bytes: f64| bytes / 1e6;
     println!(
         "{{\"record_bytes\":{record_bytes},\"concurrency\":{concurrency},\"shards\":{shards},\
