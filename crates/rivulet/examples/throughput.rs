@@ -122,7 +122,12 @@ async fn main() {
     }
     let get_secs = started.elapsed().as_secs_f64();
     if args.get(6).map(String::as_str) != Some("keep") {
-        client.delete_stream().stream_name(&stream).send().await.expect("delete stream");
+        client
+            .delete_stream()
+            .stream_name(&stream)
+            .send()
+            .await
+            .expect("delete stream");
     }
     let mb = |bytes: f64| bytes / 1e6;
     println!(
