@@ -10,7 +10,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::clock::SharedClock;
 use crate::config::{Config, FsyncPolicy};
 use crate::control::store::MetaStore;
-use crate::control::{ShardCounters, ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
+use crate::control::{ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
 use crate::data::iterator::IteratorCodec;
 use crate::data::writer::WriterPool;
 use crate::ids::{RequestIds, random_bytes};
@@ -42,15 +42,13 @@ impl Kinesis {
         for stream_meta in meta.load()? {
             let key = storage_key(&stream_meta.name, stream_meta.created_ms);
             let mut shards = BTreeMap::new();
+            let now = clock.now_ms();
             for shard in &stream_meta.shards {
+                if shard.is_expired(now, stream_meta.retention_hours) {
+                    continue;
+                }
                 let log = backend.open_shard(&key, &shard.id())?;
-                shards.insert(
-                    shard.index,
-                    ShardRuntime {
-                        log,
-                        counters: Arc::default(),
-                    },
-                );
+                shards.insert(shard.index, ShardRuntime::new(log, shard.closed.is_some()));
             }
             registry.insert(
                 stream_meta.name.clone(),
@@ -115,13 +113,7 @@ impl Kinesis {
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
             let log = self.backend.open_shard(&key, &shard.id())?;
-            shards.insert(
-                shard.index,
-                ShardRuntime {
-                    log,
-                    counters: Arc::new(ShardCounters::default()),
-                },
-            );
+            shards.insert(shard.index, ShardRuntime::new(log, shard.closed.is_some()));
         }
         Ok(shards)
     }
@@ -160,7 +152,33 @@ impl Kinesis {
                 tracing::error!(error = %e, "failed to delete stream files");
             }
         }
+        self.remove_expired_shards(now);
         self.enforce_retention(now);
+    }
+
+    /// Deletes the logs of closed shards whose records have all passed retention. Their
+    /// metadata stays, so children still name them as parents.
+    fn remove_expired_shards(&self, now: i64) {
+        let mut expired = Vec::new();
+        {
+            let mut registry = self.write();
+            for stream in registry.values_mut() {
+                let key = stream.storage_key();
+                let retention = stream.meta.retention_hours;
+                for shard in &stream.meta.shards {
+                    if shard.is_expired(now, retention)
+                        && stream.shards.remove(&shard.index).is_some()
+                    {
+                        expired.push((key.clone(), shard.id()));
+                    }
+                }
+            }
+        }
+        for (key, shard) in expired {
+            if let Err(e) = self.backend.delete_shard(&key, &shard) {
+                tracing::error!(error = %e, shard, "failed to delete an expired shard");
+            }
+        }
     }
 
     fn enforce_retention(&self, now: i64) {

@@ -35,6 +35,8 @@ pub trait ShardLog: Send + Sync + 'static {
 pub trait Backend: Send + Sync + 'static {
     fn open_shard(&self, stream_key: &str, shard_id: &str) -> StorageResult<Arc<dyn ShardLog>>;
     fn delete_stream(&self, stream_key: &str) -> StorageResult<()>;
+    /// Removes one shard's records, once the shard has expired.
+    fn delete_shard(&self, stream_key: &str, shard_id: &str) -> StorageResult<()>;
 }
 
 /// Shard logs as `seglog` directories under `<data-dir>/streams/<stream-key>/<shard-id>/`.
@@ -73,15 +75,22 @@ impl Backend for DiskBackend {
     }
 
     fn delete_stream(&self, stream_key: &str) -> StorageResult<()> {
-        let dir = self.root.join(stream_key);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(seglog::Error::Io {
-                path: dir,
-                source: e,
-            }),
-        }
+        remove_dir(self.root.join(stream_key))
+    }
+
+    fn delete_shard(&self, stream_key: &str, shard_id: &str) -> StorageResult<()> {
+        remove_dir(self.root.join(stream_key).join(shard_id))
+    }
+}
+
+fn remove_dir(dir: PathBuf) -> StorageResult<()> {
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(seglog::Error::Io {
+            path: dir,
+            source: e,
+        }),
     }
 }
 

@@ -138,7 +138,7 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> ApiError {
         match e {
             WriteError::Storage(e) => e.into(),
-            WriteError::ShuttingDown => ApiError::internal(),
+            WriteError::ShuttingDown | WriteError::ShardClosed(_) => ApiError::internal(),
         }
     }
 }

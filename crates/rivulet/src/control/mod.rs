@@ -9,7 +9,7 @@ pub mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,9 @@ pub struct StreamMeta {
     pub next_shard_index: u32,
     pub max_record_size_kib: u32,
     pub shard_level_metrics: Vec<String>,
+    /// When UpdateShardCount ran, for its limit per rolling 24 hours.
+    #[serde(default)]
+    pub scalings_ms: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +151,24 @@ impl ShardCounters {
 pub struct ShardRuntime {
     pub log: Arc<dyn ShardLog>,
     pub counters: Arc<ShardCounters>,
+    /// Set by the shard's writer when a split or merge closes it; no write lands after.
+    pub sealed: Arc<AtomicBool>,
+}
+
+impl ShardRuntime {
+    pub fn new(log: Arc<dyn ShardLog>, sealed: bool) -> ShardRuntime {
+        ShardRuntime {
+            log,
+            counters: Arc::default(),
+            sealed: Arc::new(AtomicBool::new(sealed)),
+        }
+    }
+}
+
+/// The writer lane of a shard: stable for the shard, spread across shards, so that one
+/// shard's writes always go through one writer thread, in order.
+pub fn lane(stream_created_ms: i64, shard_index: u32) -> u64 {
+    (stream_created_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(shard_index)
 }
 
 /// A stream in memory: its metadata and the runtime of each shard that still has a log.

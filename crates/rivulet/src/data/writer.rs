@@ -8,6 +8,7 @@
 //! commit, so an acknowledged record is durable as the policy promises, and it is visible
 //! to readers from the moment the client learns its sequence number.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -15,7 +16,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::SharedClock;
 use crate::config::FsyncPolicy;
-use crate::storage::{Appended, RecordRef, ShardLog, StorageError, StorageResult};
+use crate::control::ShardRuntime;
+use crate::storage::{Appended, RecordRef, StorageError, StorageResult};
 
 /// Requests queued per writer thread.
 const QUEUE_REQUESTS_MAX: usize = 1024;
@@ -26,6 +28,7 @@ const GROUP_REQUESTS_MAX: usize = 1024;
 const IN_FLIGHT_BYTES_MAX: usize = 256 << 20;
 
 /// One record to write.
+#[derive(Debug)]
 pub struct PendingRecord {
     pub partition_key: String,
     pub data: Vec<u8>,
@@ -33,13 +36,26 @@ pub struct PendingRecord {
 }
 
 struct WriteRequest {
-    log: Arc<dyn ShardLog>,
+    shard: ShardRuntime,
     records: Vec<PendingRecord>,
-    reply: oneshot::Sender<StorageResult<Appended>>,
+    reply: oneshot::Sender<Result<Appended, WriteError>>,
+}
+
+/// A barrier in a shard's queue: everything queued before it is written and committed, then
+/// the shard is sealed and its end position returned. Writes queued after it fail with
+/// `ShardClosed`, and their senders route them again.
+struct SealRequest {
+    shard: ShardRuntime,
+    reply: oneshot::Sender<StorageResult<u64>>,
+}
+
+enum Job {
+    Write(WriteRequest),
+    Seal(SealRequest),
 }
 
 pub struct WriterPool {
-    senders: Mutex<Vec<mpsc::Sender<WriteRequest>>>,
+    senders: Mutex<Vec<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     in_flight: Arc<Semaphore>,
     lanes: usize,
@@ -51,6 +67,10 @@ pub enum WriteError {
     Storage(#[from] StorageError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The shard was closed by a split or merge before these records reached it; they were
+    /// not written and come back to be routed again.
+    #[error("the shard is closed")]
+    ShardClosed(Vec<PendingRecord>),
 }
 
 impl WriterPool {
@@ -81,7 +101,7 @@ impl WriterPool {
     pub async fn write(
         &self,
         lane: u64,
-        log: Arc<dyn ShardLog>,
+        shard: ShardRuntime,
         records: Vec<PendingRecord>,
     ) -> Result<Appended, WriteError> {
         let bytes: usize = records
@@ -94,26 +114,43 @@ impl WriterPool {
             .acquire_many(units)
             .await
             .map_err(|_| WriteError::ShuttingDown)?;
-        let sender = {
-            let senders = self.senders.lock().expect("senders lock");
-            if senders.is_empty() {
-                return Err(WriteError::ShuttingDown);
-            }
-            senders[(lane % self.lanes as u64) as usize].clone()
-        };
+        let sender = self.sender(lane)?;
         let (reply, answer) = oneshot::channel();
+        let job = Job::Write(WriteRequest {
+            shard,
+            records,
+            reply,
+        });
         sender
-            .send(WriteRequest {
-                log,
-                records,
-                reply,
-            })
+            .send(job)
             .await
             .map_err(|_| WriteError::ShuttingDown)?;
-        match answer.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(WriteError::ShuttingDown),
+        answer.await.map_err(|_| WriteError::ShuttingDown)?
+    }
+
+    /// Seals a shard behind every write already queued for it and returns its end position.
+    /// Blocks: for control-plane handlers, which run on blocking threads.
+    pub fn seal_blocking(&self, lane: u64, shard: &ShardRuntime) -> Result<u64, WriteError> {
+        let sender = self.sender(lane)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Seal(SealRequest {
+            shard: shard.clone(),
+            reply,
+        });
+        sender
+            .blocking_send(job)
+            .map_err(|_| WriteError::ShuttingDown)?;
+        Ok(answer
+            .blocking_recv()
+            .map_err(|_| WriteError::ShuttingDown)??)
+    }
+
+    fn sender(&self, lane: u64) -> Result<mpsc::Sender<Job>, WriteError> {
+        let senders = self.senders.lock().expect("senders lock");
+        if senders.is_empty() {
+            return Err(WriteError::ShuttingDown);
         }
+        Ok(senders[(lane % self.lanes as u64) as usize].clone())
     }
 
     /// Stops taking writes, lets the queued ones finish, and joins the threads.
@@ -127,26 +164,49 @@ impl WriterPool {
     }
 }
 
-fn writer_loop(mut rx: mpsc::Receiver<WriteRequest>, policy: FsyncPolicy, clock: SharedClock) {
+fn writer_loop(mut rx: mpsc::Receiver<Job>, policy: FsyncPolicy, clock: SharedClock) {
     let durable = policy == FsyncPolicy::Always;
     let mut group: Vec<WriteRequest> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < GROUP_REQUESTS_MAX {
-            match rx.try_recv() {
-                Ok(r) => group.push(r),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write(w) => group.push(w),
+                Job::Seal(seal) => {
+                    // Writes queued before the seal land before it.
+                    write_group(&mut group, durable, clock.now_ms());
+                    seal_shard(seal, durable);
+                }
+            }
+            if group.len() < GROUP_REQUESTS_MAX {
+                next = rx.try_recv().ok();
             }
         }
         write_group(&mut group, durable, clock.now_ms());
     }
 }
 
+fn seal_shard(seal: SealRequest, durable: bool) {
+    seal.shard.sealed.store(true, Ordering::SeqCst);
+    let log = &seal.shard.log;
+    let result = log.commit(durable).map(|()| log.end_position());
+    let _ = seal.reply.send(result);
+}
+
 /// Appends every request of the group, commits each touched log once, then replies.
 fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
-    let mut results: Vec<StorageResult<Appended>> = Vec::with_capacity(group.len());
+    if group.is_empty() {
+        return;
+    }
+    // `None`: the shard was sealed before this request; it is answered without touching
+    // the log.
+    let mut results: Vec<Option<StorageResult<Appended>>> = Vec::with_capacity(group.len());
     let mut refs: Vec<RecordRef<'_>> = Vec::new();
     for req in group.iter() {
+        if req.shard.sealed.load(Ordering::SeqCst) {
+            results.push(None);
+            continue;
+        }
         refs.clear();
         refs.extend(req.records.iter().map(|r| RecordRef {
             timestamp_ms: now_ms,
@@ -154,13 +214,14 @@ fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
             key: r.partition_key.as_bytes(),
             data: &r.data,
         }));
-        results.push(req.log.append(&refs));
+        results.push(Some(req.shard.log.append(&refs)));
     }
     drop(refs);
-    let mut touched: Vec<&Arc<dyn ShardLog>> = Vec::new();
+    let mut touched: Vec<&Arc<dyn crate::storage::ShardLog>> = Vec::new();
     for (req, result) in group.iter().zip(&results) {
-        if result.is_ok() && !touched.iter().any(|l| Arc::ptr_eq(l, &req.log)) {
-            touched.push(&req.log);
+        let log = &req.shard.log;
+        if matches!(result, Some(Ok(_))) && !touched.iter().any(|l| Arc::ptr_eq(l, log)) {
+            touched.push(log);
         }
     }
     let mut failed: Vec<(*const (), String)> = Vec::new();
@@ -171,13 +232,14 @@ fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
         }
     }
     for (req, result) in group.drain(..).zip(results) {
-        let ptr = Arc::as_ptr(&req.log) as *const ();
-        let result = match failed.iter().find(|(p, _)| *p == ptr) {
-            Some((_, message)) => Err(StorageError::Io {
+        let ptr = Arc::as_ptr(&req.shard.log) as *const ();
+        let result = match (result, failed.iter().find(|(p, _)| *p == ptr)) {
+            (None, _) => Err(WriteError::ShardClosed(req.records)),
+            (Some(Ok(_)), Some((_, message))) => Err(WriteError::Storage(StorageError::Io {
                 path: Default::default(),
                 source: std::io::Error::other(message.clone()),
-            }),
-            None => result,
+            })),
+            (Some(result), _) => result.map_err(WriteError::from),
         };
         let _ = req.reply.send(result);
     }

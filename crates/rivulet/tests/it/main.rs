@@ -5,6 +5,7 @@ mod crash;
 mod errors;
 mod harness;
 mod reads;
+mod resharding;
 mod restart;
 mod streams;
 mod writes;

@@ -3,6 +3,7 @@
 
 mod reads;
 mod records;
+mod resharding;
 mod shards;
 mod streams;
 mod tags;
@@ -81,6 +82,9 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
         "IncreaseStreamRetentionPeriod" => blocking(svc, body, streams::increase_retention).await,
         "DecreaseStreamRetentionPeriod" => blocking(svc, body, streams::decrease_retention).await,
         "ListShards" => blocking(svc, body, shards::list_shards).await,
+        "SplitShard" => blocking(svc, body, resharding::split_shard).await,
+        "MergeShards" => blocking(svc, body, resharding::merge_shards).await,
+        "UpdateShardCount" => blocking(svc, body, resharding::update_shard_count).await,
         "AddTagsToStream" => blocking(svc, body, tags::add_tags_to_stream).await,
         "RemoveTagsFromStream" => blocking(svc, body, tags::remove_tags_from_stream).await,
         "ListTagsForStream" => blocking(svc, body, tags::list_tags_for_stream).await,

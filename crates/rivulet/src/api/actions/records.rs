@@ -13,9 +13,9 @@ use super::{ApiResult, check_stream_ref, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations, blob_shown};
 use crate::control::hash::{hash_key, parse_hash_key};
-use crate::control::{ShardCounters, ShardRuntime, StreamStatus};
+use crate::control::{ShardCounters, ShardRuntime, StreamStatus, lane};
 use crate::data::sequence::{SequenceNumber, stream_epoch};
-use crate::data::writer::PendingRecord;
+use crate::data::writer::{PendingRecord, WriteError};
 use crate::limits;
 use crate::service::Kinesis;
 
@@ -89,7 +89,6 @@ fn decode_data(data: &str) -> ApiResult<Vec<u8>> {
 /// The stream's write target: what is needed to route and write, copied out of the
 /// registry so no lock is held across the write.
 struct Target {
-    name: String,
     created_ms: i64,
     max_record_bytes: usize,
     /// Open shards: index, hash range and runtime.
@@ -102,11 +101,6 @@ impl Target {
             .iter()
             .find(|(_, s, e, _)| *s <= hash && hash <= *e)
             .ok_or_else(ApiError::internal)
-    }
-
-    /// Writer thread for a shard: stable for the shard, spread across shards.
-    fn lane(&self, shard_index: u32) -> u64 {
-        (self.created_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(shard_index)
     }
 
     fn sequence_number(&self, shard_index: u32, position: u64) -> String {
@@ -143,7 +137,6 @@ fn target(svc: &Kinesis, name: &str) -> ApiResult<Target> {
         })
         .collect();
     Ok(Target {
-        name: name.to_owned(),
         created_ms: stream.meta.created_ms,
         max_record_bytes: (stream.meta.max_record_size_kib as usize) << 10,
         shards,
@@ -178,6 +171,103 @@ fn check_record_size(path: &str, data: &[u8], key: &str, max: usize) -> ApiResul
     v.finish()
 }
 
+/// A record ready to write: its place in the request and the hash key it routes by.
+struct Routed {
+    slot: usize,
+    hash: u128,
+    record: PendingRecord,
+}
+
+/// Where one record of a request landed: shard index and sequence number.
+type Landed = Result<(u32, String), ()>;
+
+/// One shard's share of a request: shard index, (slot, hash key) of each record, records.
+type ShardGroup = (u32, Vec<(usize, u128)>, Vec<PendingRecord>);
+
+/// How many times records that met a shard closed by a split or merge are routed again.
+const ROUTE_ATTEMPTS_MAX: usize = 8;
+
+/// Writes records to the shards their hash keys route to: one write per shard, in request
+/// order within each shard, all shards concurrently. Records that reach a shard a split or
+/// merge closed meanwhile come back unwritten and are routed again with the new shard map,
+/// so writes keep flowing during resharding and a key's records never skip ahead of each
+/// other across parent and child.
+async fn write_routed(
+    svc: &Arc<Kinesis>,
+    name: &str,
+    records: Vec<Routed>,
+    slots: usize,
+) -> ApiResult<Vec<Landed>> {
+    let mut landed: Vec<Option<Landed>> = (0..slots).map(|_| None).collect();
+    let mut pending = records;
+    for _ in 0..ROUTE_ATTEMPTS_MAX {
+        if pending.is_empty() {
+            break;
+        }
+        let target = Arc::new(target(svc, name)?);
+        // Per-shard write throughput admission belongs here: a throttled shard's records get
+        // a ProvisionedThroughputExceededException while the others are written.
+        let mut groups: Vec<ShardGroup> = Vec::new();
+        for r in pending.drain(..) {
+            let (index, ..) = target.route(r.hash)?;
+            let group = match groups.iter().position(|(g, ..)| g == index) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push((*index, Vec::new(), Vec::new()));
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.1.push((r.slot, r.hash));
+            group.2.push(r.record);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, keys, records) in groups {
+            let shard = target.route(keys[0].1)?.3.clone();
+            let svc = svc.clone();
+            let lane = lane(target.created_ms, index);
+            let bytes: u64 = records
+                .iter()
+                .map(|r| (r.data.len() + r.partition_key.len()) as u64)
+                .sum();
+            tasks.spawn(async move {
+                let result = svc.writers.write(lane, shard.clone(), records).await;
+                if result.is_ok() {
+                    ShardCounters::add(&shard.counters.incoming_records, keys.len() as u64);
+                    ShardCounters::add(&shard.counters.incoming_bytes, bytes);
+                }
+                (index, keys, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (index, keys, result) = joined?;
+            match result {
+                Ok(appended) => {
+                    for (k, (slot, _)) in keys.into_iter().enumerate() {
+                        let seq = target.sequence_number(index, appended.first_position + k as u64);
+                        landed[slot] = Some(Ok((index, seq)));
+                    }
+                }
+                Err(WriteError::ShardClosed(records)) => {
+                    pending.extend(
+                        keys.into_iter()
+                            .zip(records)
+                            .map(|((slot, hash), record)| Routed { slot, hash, record }),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, stream = %name, "write failed");
+                    for (slot, _) in keys {
+                        landed[slot] = Some(Err(()));
+                    }
+                }
+            }
+        }
+        // Keep request order among records that go round again.
+        pending.sort_by_key(|r| r.slot);
+    }
+    Ok(landed.into_iter().map(|l| l.unwrap_or(Err(()))).collect())
+}
+
 pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
     let input: PutRecordInput = parse(body)?;
     let mut v = Violations::default();
@@ -209,28 +299,34 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let target = target(svc, &name)?;
-    check_record_size("data", &data, key, target.max_record_bytes)?;
+    check_record_size("data", &data, key, target(svc, &name)?.max_record_bytes)?;
     // Positions only grow within a shard, so every acknowledged record already has a larger
     // sequence number than any earlier one: SequenceNumberForOrdering holds by construction.
     let hash = record_hash(key, input.explicit_hash_key.as_deref())?;
-    let (index, _, _, shard) = target.route(hash)?;
-    let bytes = (data.len() + key.len()) as u64;
     let record = PendingRecord {
         partition_key: key.to_owned(),
         data,
         flags: 0,
     };
-    // Per-shard write throughput admission belongs here, before the write is queued.
-    let appended = svc
-        .writers
-        .write(target.lane(*index), shard.log.clone(), vec![record])
-        .await?;
-    ShardCounters::add(&shard.counters.incoming_records, 1);
-    ShardCounters::add(&shard.counters.incoming_bytes, bytes);
+    let landed = write_routed(
+        svc,
+        &name,
+        vec![Routed {
+            slot: 0,
+            hash,
+            record,
+        }],
+        1,
+    )
+    .await?;
+    let (index, sequence_number) = landed
+        .into_iter()
+        .next()
+        .expect("one record")
+        .map_err(|()| ApiError::internal())?;
     let out = PutRecordOutput {
-        shard_id: crate::control::shard_id(*index),
-        sequence_number: target.sequence_number(*index, appended.first_position),
+        shard_id: crate::control::shard_id(index),
+        sequence_number,
     };
     Ok(serde_json::to_vec(&out).expect("serializes"))
 }
@@ -275,11 +371,11 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let target = target(svc, &name)?;
+    let max_record_bytes = target(svc, &name)?.max_record_bytes;
 
-    // Decode, size-check and route every record before writing any.
+    // Decode, size-check and hash every record before writing any.
     let mut total = 0usize;
-    let mut routed: Vec<(usize, u32, PendingRecord)> = Vec::with_capacity(entries.len());
+    let mut routed = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let data = decode_data(e.data.as_deref().expect("checked"))?;
         let key = e.partition_key.as_deref().expect("checked");
@@ -287,20 +383,19 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
             &format!("records.{}.member.data", i + 1),
             &data,
             key,
-            target.max_record_bytes,
+            max_record_bytes,
         )?;
         total += data.len() + key.len();
         let hash = record_hash(key, e.explicit_hash_key.as_deref())?;
-        let (index, ..) = target.route(hash)?;
-        routed.push((
-            i,
-            *index,
-            PendingRecord {
+        routed.push(Routed {
+            slot: i,
+            hash,
+            record: PendingRecord {
                 partition_key: key.to_owned(),
                 data,
                 flags: 0,
             },
-        ));
+        });
     }
     if total > limits::PUT_RECORDS_BYTES_MAX {
         return Err(ApiError::new(
@@ -311,78 +406,31 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
             ),
         ));
     }
-
-    // One write per shard, in request order within each shard, all shards concurrently.
-    // Per-shard write throughput admission belongs here: a throttled shard's records get a
-    // ProvisionedThroughputExceededException ErrorCode while the others are written.
-    let mut groups: Vec<(u32, Vec<usize>, Vec<PendingRecord>)> = Vec::new();
-    for (i, index, record) in routed {
-        match groups.iter_mut().find(|(g, ..)| *g == index) {
-            Some((_, slots, records)) => {
-                slots.push(i);
-                records.push(record);
-            }
-            None => groups.push((index, vec![i], vec![record])),
-        }
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, slots, records) in groups {
-        let shard = target
-            .shards
-            .iter()
-            .find(|(i, ..)| *i == index)
-            .expect("routed to an open shard")
-            .3
-            .clone();
-        let svc = svc.clone();
-        let lane = target.lane(index);
-        let bytes: u64 = records
-            .iter()
-            .map(|r| (r.data.len() + r.partition_key.len()) as u64)
-            .sum();
-        tasks.spawn(async move {
-            let result = svc.writers.write(lane, shard.log.clone(), records).await;
-            if result.is_ok() {
-                ShardCounters::add(&shard.counters.incoming_records, slots.len() as u64);
-                ShardCounters::add(&shard.counters.incoming_bytes, bytes);
-            }
-            (index, slots, result)
-        });
-    }
-    let mut results: Vec<Option<PutRecordsResultEntry>> =
-        (0..entries.len()).map(|_| None).collect();
+    let landed = write_routed(svc, &name, routed, entries.len()).await?;
     let mut failed = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (index, slots, result) = joined?;
-        for (k, slot) in slots.into_iter().enumerate() {
-            results[slot] = Some(match &result {
-                Ok(appended) => PutRecordsResultEntry {
-                    sequence_number: Some(
-                        target.sequence_number(index, appended.first_position + k as u64),
-                    ),
-                    shard_id: Some(crate::control::shard_id(index)),
-                    error_code: None,
-                    error_message: None,
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, stream = %target.name, "PutRecords write failed");
-                    failed += 1;
-                    PutRecordsResultEntry {
-                        sequence_number: None,
-                        shard_id: None,
-                        error_code: Some("InternalFailure"),
-                        error_message: Some("Internal service failure.".into()),
-                    }
+    let records = landed
+        .into_iter()
+        .map(|l| match l {
+            Ok((index, seq)) => PutRecordsResultEntry {
+                sequence_number: Some(seq),
+                shard_id: Some(crate::control::shard_id(index)),
+                error_code: None,
+                error_message: None,
+            },
+            Err(()) => {
+                failed += 1;
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some("InternalFailure"),
+                    error_message: Some("Internal service failure.".into()),
                 }
-            });
-        }
-    }
+            }
+        })
+        .collect();
     let out = PutRecordsOutput {
         failed_record_count: failed,
-        records: results
-            .into_iter()
-            .map(|r| r.expect("every record has a result"))
-            .collect(),
+        records,
     };
     Ok(serde_json::to_vec(&out).expect("serializes"))
 }

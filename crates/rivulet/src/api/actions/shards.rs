@@ -199,9 +199,17 @@ fn shard_predicate<'a>(
     filter: &ShardFilter,
     now: i64,
 ) -> ApiResult<ShardPredicate<'a>> {
-    let open_at =
-        |t: i64| move |s: &ShardMeta| s.created_ms <= t && s.closed.is_none_or(|c| c.closed_ms > t);
     let created = stream.meta.created_ms;
+    // The shards open at `t`; at or before the stream's creation, the shards it was created
+    // with (a reshard in the stream's first millisecond must not hide them).
+    let open_at = move |t: i64| {
+        move |s: &ShardMeta| {
+            if t <= created {
+                return s.parent.is_none() && s.adjacent_parent.is_none();
+            }
+            s.created_ms <= t && s.closed.is_none_or(|c| c.closed_ms > t)
+        }
+    };
     let timestamp = || {
         filter.timestamp.map(seconds_to_ms).ok_or_else(|| {
             ApiError::invalid_argument(format!(

@@ -179,6 +179,7 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             .max_record_size_in_kib
             .map_or(limits::RECORD_SIZE_KIB_DEFAULT, |k| k as u32),
         shard_level_metrics: Vec::new(),
+        scalings_ms: Vec::new(),
     };
     let shard_logs = svc.open_shards(&meta)?;
     let key = crate::control::storage_key(name, now);
@@ -197,7 +198,7 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     empty()
 }
 
-fn shard_limit_exceeded(svc: &Kinesis, open: u64, extra: u32) -> ApiError {
+pub(super) fn shard_limit_exceeded(svc: &Kinesis, open: u64, extra: u32) -> ApiError {
     ApiError::new(
         ErrorKind::LimitExceeded,
         format!(
