@@ -98,7 +98,7 @@ fi
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 ENDPOINT="http://127.0.0.1:$PORT"
 mkdir -p "$WORK/data"
-"$RIVULET_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+"$RIVULET_BIN" serve --limits off --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
   >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 

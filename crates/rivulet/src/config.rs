@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::data::throughput::ShardRates;
+
 /// When an acknowledged write reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -53,6 +55,10 @@ pub struct Config {
     pub janitor_interval_ms: u64,
     /// Shard writer threads. Each owns a share of the shards and group-commits for them.
     pub writer_threads: usize,
+    /// Per-shard throughput limits (`--limits aws` or `off`, plus overrides).
+    pub shard_rates: ShardRates,
+    /// Whether control-plane calls are held to Kinesis's calls per second.
+    pub control_plane_limits: bool,
 }
 
 impl Config {
@@ -69,6 +75,8 @@ impl Config {
             segment_bytes_max: 16 << 20,
             janitor_interval_ms: 1000,
             writer_threads: 4,
+            shard_rates: ShardRates::AWS,
+            control_plane_limits: true,
         }
     }
 

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rivulet::clock::SystemClock;
 use rivulet::config::{Config, FsyncPolicy};
+use rivulet::data::throughput::ShardRates;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,23 @@ struct ServeArgs {
     /// Account-wide open shard limit.
     #[arg(long, env = "RIVULET_SHARD_LIMIT", default_value_t = rivulet::limits::SHARD_LIMIT_DEFAULT)]
     shard_limit: u32,
+    /// Throughput limits: `aws` holds every shard to Kinesis's rates (writes 1 MiB/s and
+    /// 1,000 records/s, reads 2 MiB/s and 5 calls/s) and control-plane calls to their
+    /// calls per second; `off` lifts them all.
+    #[arg(long, env = "RIVULET_LIMITS", default_value = "aws", value_parser = ["aws", "off"])]
+    limits: String,
+    /// Overrides the per-shard write rate in bytes per second.
+    #[arg(long, env = "RIVULET_SHARD_WRITE_BYTES_PER_SEC")]
+    shard_write_bytes_per_sec: Option<u64>,
+    /// Overrides the per-shard write rate in records per second.
+    #[arg(long, env = "RIVULET_SHARD_WRITE_RECORDS_PER_SEC")]
+    shard_write_records_per_sec: Option<u64>,
+    /// Overrides the per-shard read rate in bytes per second.
+    #[arg(long, env = "RIVULET_SHARD_READ_BYTES_PER_SEC")]
+    shard_read_bytes_per_sec: Option<u64>,
+    /// Overrides the per-shard GetRecords calls per second.
+    #[arg(long, env = "RIVULET_SHARD_READ_CALLS_PER_SEC")]
+    shard_read_calls_per_sec: Option<u64>,
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
@@ -79,6 +97,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.state_delay_ms = args.state_delay_ms;
     config.shard_limit = args.shard_limit;
     config.segment_bytes_max = args.segment_mib << 20;
+    let aws = args.limits == "aws";
+    let mut rates = if aws {
+        ShardRates::AWS
+    } else {
+        ShardRates::OFF
+    };
+    let overrides = [
+        (&mut rates.write_bytes_per_s, args.shard_write_bytes_per_sec),
+        (
+            &mut rates.write_records_per_s,
+            args.shard_write_records_per_sec,
+        ),
+        (&mut rates.read_bytes_per_s, args.shard_read_bytes_per_sec),
+        (&mut rates.read_calls_per_s, args.shard_read_calls_per_sec),
+    ];
+    for (rate, value) in overrides {
+        if value.is_some() {
+            *rate = value;
+        }
+    }
+    config.shard_rates = rates;
+    config.control_plane_limits = aws;
     config.validate().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,6 +12,7 @@ use crate::config::{Config, FsyncPolicy};
 use crate::control::store::MetaStore;
 use crate::control::{ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
 use crate::data::iterator::IteratorCodec;
+use crate::data::throughput::ControlPlaneRates;
 use crate::data::writer::WriterPool;
 use crate::ids::{RequestIds, random_bytes};
 use crate::storage::Backend;
@@ -27,6 +28,7 @@ pub struct Kinesis {
     pub writers: WriterPool,
     pub iterators: IteratorCodec,
     pub request_ids: RequestIds,
+    pub control_rates: ControlPlaneRates,
 }
 
 impl Kinesis {
@@ -48,7 +50,10 @@ impl Kinesis {
                     continue;
                 }
                 let log = backend.open_shard(&key, &shard.id())?;
-                shards.insert(shard.index, ShardRuntime::new(log, shard.closed.is_some()));
+                shards.insert(
+                    shard.index,
+                    ShardRuntime::new(log, shard.closed.is_some(), config.shard_rates, now),
+                );
             }
             registry.insert(
                 stream_meta.name.clone(),
@@ -60,6 +65,7 @@ impl Kinesis {
         }
         let iterators =
             IteratorCodec::new(load_or_create_key(&config.data_dir.join("iterator.key"))?);
+        let control_plane_limits = config.control_plane_limits;
         let writers = WriterPool::start(config.writer_threads, config.fsync, clock.clone());
         Ok(Kinesis {
             config,
@@ -70,6 +76,7 @@ impl Kinesis {
             writers,
             iterators,
             request_ids: RequestIds::new(),
+            control_rates: ControlPlaneRates::new(control_plane_limits),
         })
     }
 
@@ -107,13 +114,22 @@ impl Kinesis {
             })
     }
 
+    /// The runtime of a shard whose log was just opened.
+    pub fn shard_runtime(
+        &self,
+        log: Arc<dyn crate::storage::ShardLog>,
+        sealed: bool,
+    ) -> ShardRuntime {
+        ShardRuntime::new(log, sealed, self.config.shard_rates, self.now_ms())
+    }
+
     /// Creates the logs of a new stream's shards.
     pub fn open_shards(&self, meta: &StreamMeta) -> ApiResult<BTreeMap<u32, ShardRuntime>> {
         let key = storage_key(&meta.name, meta.created_ms);
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
             let log = self.backend.open_shard(&key, &shard.id())?;
-            shards.insert(shard.index, ShardRuntime::new(log, shard.closed.is_some()));
+            shards.insert(shard.index, self.shard_runtime(log, shard.closed.is_some()));
         }
         Ok(shards)
     }

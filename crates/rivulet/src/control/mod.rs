@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::throughput::{ShardRates, ShardThroughput};
 use crate::storage::ShardLog;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +139,10 @@ pub struct ShardCounters {
     pub incoming_bytes: AtomicU64,
     pub outgoing_records: AtomicU64,
     pub outgoing_bytes: AtomicU64,
+    /// Records refused with ProvisionedThroughputExceededException.
+    pub write_throttled: AtomicU64,
+    /// GetRecords calls refused with ProvisionedThroughputExceededException.
+    pub read_throttled: AtomicU64,
 }
 
 impl ShardCounters {
@@ -151,15 +156,22 @@ impl ShardCounters {
 pub struct ShardRuntime {
     pub log: Arc<dyn ShardLog>,
     pub counters: Arc<ShardCounters>,
+    pub throughput: Arc<ShardThroughput>,
     /// Set by the shard's writer when a split or merge closes it; no write lands after.
     pub sealed: Arc<AtomicBool>,
 }
 
 impl ShardRuntime {
-    pub fn new(log: Arc<dyn ShardLog>, sealed: bool) -> ShardRuntime {
+    pub fn new(
+        log: Arc<dyn ShardLog>,
+        sealed: bool,
+        rates: ShardRates,
+        now_ms: i64,
+    ) -> ShardRuntime {
         ShardRuntime {
             log,
             counters: Arc::default(),
+            throughput: Arc::new(ShardThroughput::new(rates, now_ms)),
             sealed: Arc::new(AtomicBool::new(sealed)),
         }
     }

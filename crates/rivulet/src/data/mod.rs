@@ -2,4 +2,5 @@
 
 pub mod iterator;
 pub mod sequence;
+pub mod throughput;
 pub mod writer;

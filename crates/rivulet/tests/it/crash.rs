@@ -35,6 +35,8 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
         .args([
             "serve",
+            "--limits",
+            "off",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",

@@ -62,6 +62,9 @@ impl TestServer {
     ) -> TestServer {
         let mut config = Config::new(dir.path());
         config.janitor_interval_ms = 3_600_000; // tests call tick() themselves
+        // Unthrottled unless a test turns limits on.
+        config.shard_rates = rivulet::data::throughput::ShardRates::OFF;
+        config.control_plane_limits = false;
         tune(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let handle = rivulet::server::start(config, clock.clone(), listener)
@@ -248,4 +251,16 @@ where
         .and_then(|e| e.message())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A client that surfaces throttling instead of retrying it.
+pub fn client_without_retries(endpoint: &str) -> Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
 }

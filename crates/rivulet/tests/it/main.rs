@@ -8,4 +8,5 @@ mod reads;
 mod resharding;
 mod restart;
 mod streams;
+mod throttling;
 mod writes;

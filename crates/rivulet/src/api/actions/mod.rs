@@ -68,6 +68,7 @@ pub fn is_known(operation: &str) -> bool {
 /// Runs one operation; the `Ok` body is the JSON to send (empty for operations without
 /// output).
 pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Vec<u8>> {
+    admit_control_plane(svc, operation, &body)?;
     match operation {
         "PutRecord" => records::put_record(svc, &body).await,
         "PutRecords" => records::put_records(svc, &body).await,
@@ -96,6 +97,41 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
             format!("Rivulet does not implement {other} yet"),
         )),
     }
+}
+
+/// Holds control-plane operations to Kinesis's calls per second (`--limits aws`).
+fn admit_control_plane(svc: &Kinesis, operation: &str, body: &[u8]) -> ApiResult<()> {
+    let Some((_, per_stream)) = crate::data::throughput::control_plane_rate(operation) else {
+        return Ok(());
+    };
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct StreamRef {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+    }
+    let stream = if per_stream {
+        let r: StreamRef = serde_json::from_slice(body).unwrap_or_default();
+        r.stream_name.or(r.stream_arn).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if svc.control_rates.admit(operation, &stream, svc.now_ms()) {
+        return Ok(());
+    }
+    let message = if per_stream {
+        format!(
+            "Rate exceeded for stream {stream} under account {}.",
+            svc.account()
+        )
+    } else {
+        format!(
+            "Rate exceeded for {operation} under account {}.",
+            svc.account()
+        )
+    };
+    Err(ApiError::new(ErrorKind::LimitExceeded, message))
 }
 
 /// Runs a handler that touches the disk (metadata saves, log reads) off the async threads.

@@ -70,11 +70,14 @@ pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     let registry = svc.read();
     let stream = find(svc, &registry, &name)?;
     let shard = visible_shard(svc, stream, shard_name, now)?;
-    let log = &stream
+    let runtime = stream
         .shards
         .get(&shard.index)
-        .ok_or_else(ApiError::internal)?
-        .log;
+        .ok_or_else(ApiError::internal)?;
+    if !runtime.throughput.admit_iterator(now) {
+        return Err(rate_exceeded(svc, shard, &name));
+    }
+    let log = &runtime.log;
     let starting = input.starting_sequence_number.as_deref();
     let wants_sequence = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
     if wants_sequence != starting.is_some() && kind != "AT_TIMESTAMP" {
@@ -123,6 +126,17 @@ pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         issued_ms: now,
     });
     super::json(json!({ "ShardIterator": token }))
+}
+
+fn rate_exceeded(svc: &Kinesis, shard: &ShardMeta, stream: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ProvisionedThroughputExceeded,
+        format!(
+            "Rate exceeded for shard {} in stream {stream} under account {}.",
+            shard.id(),
+            svc.account()
+        ),
+    )
 }
 
 /// A shard of the stream that has not expired, by any accepted spelling of its id.
@@ -249,7 +263,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     {
         return Err(invalid());
     }
-    let (shard, log, counters, child_shards, retention_hours, created_ms) = {
+    let (shard, runtime, child_shards, retention_hours, created_ms) = {
         let registry = svc.read();
         let stream = find(svc, &registry, &it.stream_name)?;
         if stream.meta.created_ms != it.stream_created_ms {
@@ -259,18 +273,17 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         let runtime = stream
             .shards
             .get(&shard.index)
-            .ok_or_else(ApiError::internal)?;
+            .ok_or_else(ApiError::internal)?
+            .clone();
         let children = children_json(stream, &shard);
         let m = &stream.meta;
-        (
-            shard,
-            runtime.log.clone(),
-            runtime.counters.clone(),
-            children,
-            m.retention_hours,
-            m.created_ms,
-        )
+        (shard, runtime, children, m.retention_hours, m.created_ms)
     };
+    let (log, counters) = (&runtime.log, &runtime.counters);
+    if !runtime.throughput.admit_read(now) {
+        ShardCounters::add(&counters.read_throttled, 1);
+        return Err(rate_exceeded(svc, &shard, &it.stream_name));
+    }
     let limit = input
         .limit
         .map_or(limits::GET_RECORDS_COUNT_MAX, |l| l as usize);
@@ -309,6 +322,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         .sum();
     ShardCounters::add(&counters.outgoing_records, batch.records.len() as u64);
     ShardCounters::add(&counters.outgoing_bytes, bytes as u64);
+    runtime.throughput.charge_read(bytes, now);
     let records = batch
         .records
         .iter()

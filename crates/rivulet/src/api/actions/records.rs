@@ -179,7 +179,23 @@ struct Routed {
 }
 
 /// Where one record of a request landed: shard index and sequence number.
-type Landed = Result<(u32, String), ()>;
+type Landed = Result<(u32, String), Failure>;
+
+/// Why a record was not written.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The shard's write throughput was exceeded.
+    Throttled(u32),
+    Internal,
+}
+
+fn rate_exceeded(svc: &Kinesis, shard_index: u32, stream: &str) -> String {
+    format!(
+        "Rate exceeded for shard {} in stream {stream} under account {}.",
+        crate::control::shard_id(shard_index),
+        svc.account()
+    )
+}
 
 /// One shard's share of a request: shard index, (slot, hash key) of each record, records.
 type ShardGroup = (u32, Vec<(usize, u128)>, Vec<PendingRecord>);
@@ -205,8 +221,6 @@ async fn write_routed(
             break;
         }
         let target = Arc::new(target(svc, name)?);
-        // Per-shard write throughput admission belongs here: a throttled shard's records get
-        // a ProvisionedThroughputExceededException while the others are written.
         let mut groups: Vec<ShardGroup> = Vec::new();
         for r in pending.drain(..) {
             let (index, ..) = target.route(r.hash)?;
@@ -221,8 +235,25 @@ async fn write_routed(
             group.2.push(r.record);
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for (index, keys, records) in groups {
+        for (index, mut keys, mut records) in groups {
             let shard = target.route(keys[0].1)?.3.clone();
+            // Per-shard write throughput: records past the shard's budget are refused with
+            // ProvisionedThroughputExceededException while the others are written.
+            let sizes = records.iter().map(|r| r.data.len() + r.partition_key.len());
+            let admitted = shard.throughput.admit_writes(sizes, svc.now_ms());
+            if admitted < records.len() {
+                ShardCounters::add(
+                    &shard.counters.write_throttled,
+                    (records.len() - admitted) as u64,
+                );
+                for (slot, _) in keys.drain(admitted..) {
+                    landed[slot] = Some(Err(Failure::Throttled(index)));
+                }
+                records.truncate(admitted);
+            }
+            if records.is_empty() {
+                continue;
+            }
             let svc = svc.clone();
             let lane = lane(target.created_ms, index);
             let bytes: u64 = records
@@ -257,7 +288,7 @@ async fn write_routed(
                 Err(e) => {
                     tracing::error!(error = %e, stream = %name, "write failed");
                     for (slot, _) in keys {
-                        landed[slot] = Some(Err(()));
+                        landed[slot] = Some(Err(Failure::Internal));
                     }
                 }
             }
@@ -265,7 +296,10 @@ async fn write_routed(
         // Keep request order among records that go round again.
         pending.sort_by_key(|r| r.slot);
     }
-    Ok(landed.into_iter().map(|l| l.unwrap_or(Err(()))).collect())
+    Ok(landed
+        .into_iter()
+        .map(|l| l.unwrap_or(Err(Failure::Internal)))
+        .collect())
 }
 
 pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -319,11 +353,18 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         1,
     )
     .await?;
-    let (index, sequence_number) = landed
-        .into_iter()
-        .next()
-        .expect("one record")
-        .map_err(|()| ApiError::internal())?;
+    let (index, sequence_number) =
+        landed
+            .into_iter()
+            .next()
+            .expect("one record")
+            .map_err(|failure| match failure {
+                Failure::Throttled(index) => ApiError::new(
+                    ErrorKind::ProvisionedThroughputExceeded,
+                    rate_exceeded(svc, index, &name),
+                ),
+                Failure::Internal => ApiError::internal(),
+            })?;
     let out = PutRecordOutput {
         shard_id: crate::control::shard_id(index),
         sequence_number,
@@ -417,7 +458,16 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
                 error_code: None,
                 error_message: None,
             },
-            Err(()) => {
+            Err(Failure::Throttled(index)) => {
+                failed += 1;
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some("ProvisionedThroughputExceededException"),
+                    error_message: Some(rate_exceeded(svc, index, &name)),
+                }
+            }
+            Err(Failure::Internal) => {
                 failed += 1;
                 PutRecordsResultEntry {
                     sequence_number: None,

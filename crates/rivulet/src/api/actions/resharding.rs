@@ -17,8 +17,7 @@ use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations};
 use crate::control::hash::{even_ranges, parse_hash_key};
 use crate::control::{
-    Closed, Pending, ShardMeta, ShardRuntime, Stream, StreamMode, StreamStatus, lane,
-    parse_shard_id, shard_id,
+    Closed, Pending, ShardMeta, Stream, StreamMode, StreamStatus, lane, parse_shard_id, shard_id,
 };
 use crate::service::{Kinesis, Registry, require_active};
 
@@ -346,7 +345,7 @@ fn add(
         .backend
         .open_shard(&stream.storage_key(), &shard_id(index))?;
     stream.meta.next_shard_index += 1;
-    stream.shards.insert(index, ShardRuntime::new(log, false));
+    stream.shards.insert(index, svc.shard_runtime(log, false));
     stream.meta.shards.push(ShardMeta {
         index,
         parent: Some(parents.0),
