@@ -10,7 +10,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::clock::SharedClock;
 use crate::config::{Config, FsyncPolicy};
 use crate::control::store::MetaStore;
-use crate::control::{ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
+use crate::control::{AccountMeta, ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
 use crate::data::iterator::IteratorCodec;
 use crate::data::throughput::ControlPlaneRates;
 use crate::data::writer::WriterPool;
@@ -29,6 +29,8 @@ pub struct Kinesis {
     pub iterators: IteratorCodec,
     pub request_ids: RequestIds,
     pub control_rates: ControlPlaneRates,
+    /// Account settings; saved with the registry, locked after it.
+    pub account: std::sync::Mutex<AccountMeta>,
 }
 
 impl Kinesis {
@@ -41,7 +43,8 @@ impl Kinesis {
         std::fs::create_dir_all(&config.data_dir)?;
         let meta = MetaStore::new(&config.data_dir);
         let mut registry = Registry::new();
-        for stream_meta in meta.load()? {
+        let (stream_metas, account) = meta.load()?;
+        for stream_meta in stream_metas {
             let key = storage_key(&stream_meta.name, stream_meta.created_ms);
             let mut shards = BTreeMap::new();
             let now = clock.now_ms();
@@ -77,6 +80,7 @@ impl Kinesis {
             iterators,
             request_ids: RequestIds::new(),
             control_rates: ControlPlaneRates::new(control_plane_limits),
+            account: std::sync::Mutex::new(account),
         })
     }
 
@@ -106,8 +110,9 @@ impl Kinesis {
     /// Persists the registry's metadata. Called with the write lock held, so saves are
     /// serialized and always reflect a state that was current.
     pub fn persist(&self, registry: &Registry) -> ApiResult<()> {
+        let account = self.account.lock().expect("account lock").clone();
         self.meta
-            .save(registry.values().map(|s| &s.meta))
+            .save(registry.values().map(|s| &s.meta), &account)
             .map_err(|e| {
                 tracing::error!(error = %e, "failed to save stream metadata");
                 ApiError::internal()

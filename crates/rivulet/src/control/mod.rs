@@ -78,6 +78,80 @@ pub struct StreamMeta {
     /// When UpdateShardCount ran, for its limit per rolling 24 hours.
     #[serde(default)]
     pub scalings_ms: Vec<i64>,
+    /// When UpdateStreamMode switched the mode, for its limit of 2 per rolling 24 hours.
+    #[serde(default)]
+    pub mode_switches_ms: Vec<i64>,
+    /// UpdateStreamWarmThroughput's target, for on-demand streams.
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<i64>,
+    /// The resource policy attached to the stream, as the JSON text it was given.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Registered enhanced fan-out consumers.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumerStatus {
+    Creating,
+    Deleting,
+    Active,
+}
+
+impl ConsumerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerStatus::Creating => "CREATING",
+            ConsumerStatus::Deleting => "DELETING",
+            ConsumerStatus::Active => "ACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub created_ms: i64,
+    pub status: ConsumerStatus,
+    /// When a CREATING or DELETING consumer's change completes; `None` once settled.
+    pub pending_until_ms: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    pub policy: Option<String>,
+}
+
+impl ConsumerMeta {
+    /// The state at `now_ms`, or `None` once a deregistration has completed.
+    pub fn status_at(&self, now_ms: i64) -> Option<ConsumerStatus> {
+        match (self.status, self.pending_until_ms) {
+            (ConsumerStatus::Deleting, Some(t)) if now_ms >= t => None,
+            (ConsumerStatus::Creating, Some(t)) if now_ms >= t => Some(ConsumerStatus::Active),
+            (status, _) => Some(status),
+        }
+    }
+}
+
+/// Account-wide settings (DescribeAccountSettings / UpdateAccountSettings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountMeta {
+    /// The minimum throughput billing commitment ("On-demand Advantage"), once enabled.
+    pub commitment: Option<Commitment>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Commitment {
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+impl Commitment {
+    /// A commitment lasts at least a day.
+    pub const MINIMUM_MS: i64 = 86_400_000;
+
+    pub fn is_active(&self) -> bool {
+        self.ended_ms.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

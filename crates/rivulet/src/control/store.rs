@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::StreamMeta;
+use super::{AccountMeta, StreamMeta};
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -16,6 +16,8 @@ const FORMAT_VERSION: u32 = 1;
 struct Document {
     version: u32,
     streams: Vec<StreamMeta>,
+    #[serde(default)]
+    account: AccountMeta,
 }
 
 pub struct MetaStore {
@@ -29,10 +31,10 @@ impl MetaStore {
         }
     }
 
-    pub fn load(&self) -> std::io::Result<Vec<StreamMeta>> {
+    pub fn load(&self) -> std::io::Result<(Vec<StreamMeta>, AccountMeta)> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(e),
         };
         let doc: Document = serde_json::from_slice(&bytes).map_err(|e| {
@@ -51,13 +53,18 @@ impl MetaStore {
                 ),
             ));
         }
-        Ok(doc.streams)
+        Ok((doc.streams, doc.account))
     }
 
-    pub fn save<'a>(&self, streams: impl Iterator<Item = &'a StreamMeta>) -> std::io::Result<()> {
+    pub fn save<'a>(
+        &self,
+        streams: impl Iterator<Item = &'a StreamMeta>,
+        account: &AccountMeta,
+    ) -> std::io::Result<()> {
         let doc = Document {
             version: FORMAT_VERSION,
             streams: streams.cloned().collect(),
+            account: account.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
         let tmp = self.path.with_extension("json.tmp");

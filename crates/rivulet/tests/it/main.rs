@@ -7,6 +7,7 @@ mod harness;
 mod reads;
 mod resharding;
 mod restart;
+mod settings;
 mod streams;
 mod throttling;
 mod writes;

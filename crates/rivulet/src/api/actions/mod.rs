@@ -1,9 +1,11 @@
 //! The Kinesis operations: decoding each input, validating it against the model, and the
 //! semantics. One file per family of operations; `call` routes by name.
 
+mod consumers;
 mod reads;
 mod records;
 mod resharding;
+mod settings;
 mod shards;
 mod streams;
 mod tags;
@@ -86,6 +88,28 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
         "SplitShard" => blocking(svc, body, resharding::split_shard).await,
         "MergeShards" => blocking(svc, body, resharding::merge_shards).await,
         "UpdateShardCount" => blocking(svc, body, resharding::update_shard_count).await,
+        "EnableEnhancedMonitoring" => {
+            blocking(svc, body, settings::enable_enhanced_monitoring).await
+        }
+        "DisableEnhancedMonitoring" => {
+            blocking(svc, body, settings::disable_enhanced_monitoring).await
+        }
+        "UpdateMaxRecordSize" => blocking(svc, body, settings::update_max_record_size).await,
+        "UpdateStreamMode" => blocking(svc, body, settings::update_stream_mode).await,
+        "UpdateStreamWarmThroughput" => {
+            blocking(svc, body, settings::update_stream_warm_throughput).await
+        }
+        "DescribeAccountSettings" => blocking(svc, body, settings::describe_account_settings).await,
+        "UpdateAccountSettings" => blocking(svc, body, settings::update_account_settings).await,
+        "RegisterStreamConsumer" => blocking(svc, body, consumers::register_stream_consumer).await,
+        "DescribeStreamConsumer" => blocking(svc, body, consumers::describe_stream_consumer).await,
+        "ListStreamConsumers" => blocking(svc, body, consumers::list_stream_consumers).await,
+        "DeregisterStreamConsumer" => {
+            blocking(svc, body, consumers::deregister_stream_consumer).await
+        }
+        "PutResourcePolicy" => blocking(svc, body, consumers::put_resource_policy).await,
+        "GetResourcePolicy" => blocking(svc, body, consumers::get_resource_policy).await,
+        "DeleteResourcePolicy" => blocking(svc, body, consumers::delete_resource_policy).await,
         "AddTagsToStream" => blocking(svc, body, tags::add_tags_to_stream).await,
         "RemoveTagsFromStream" => blocking(svc, body, tags::remove_tags_from_stream).await,
         "ListTagsForStream" => blocking(svc, body, tags::list_tags_for_stream).await,

@@ -180,6 +180,10 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             .map_or(limits::RECORD_SIZE_KIB_DEFAULT, |k| k as u32),
         shard_level_metrics: Vec::new(),
         scalings_ms: Vec::new(),
+        mode_switches_ms: Vec::new(),
+        warm_throughput_mibps: None,
+        policy: None,
+        consumers: Vec::new(),
     };
     let shard_logs = svc.open_shards(&meta)?;
     let key = crate::control::storage_key(name, now);
@@ -240,7 +244,6 @@ pub fn delete_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_arn.as_deref(),
     );
     v.finish()?;
-    let _ = input.enforce_consumer_deletion; // no consumers exist until fan-out lands
     let name = stream_name(
         svc,
         input.stream_name.as_deref(),
@@ -251,6 +254,21 @@ pub fn delete_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     let stream = find_mut(svc, &mut registry, &name)?;
     if stream.status_at(now) == Some(StreamStatus::Deleting) {
         return Err(ApiError::stream_in_use(&name, svc.account(), "DELETING"));
+    }
+    let consumers = stream
+        .meta
+        .consumers
+        .iter()
+        .filter(|c| c.status_at(now).is_some())
+        .count();
+    if consumers > 0 && input.enforce_consumer_deletion != Some(true) {
+        return Err(ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Stream {name} under account {} has {consumers} registered consumers; deregister them or set EnforceConsumerDeletion.",
+                svc.account()
+            ),
+        ));
     }
     let delay = svc.config.state_delay_ms as i64;
     if delay > 0 {
@@ -354,9 +372,19 @@ pub fn describe_stream_summary(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>>
     )?;
     let registry = svc.read();
     let stream = find(svc, &registry, &name)?;
-    let mut summary = summary_fields(svc, stream, svc.now_ms());
+    let now = svc.now_ms();
+    let mut summary = summary_fields(svc, stream, now);
     summary["OpenShardCount"] = stream.open_shard_count().into();
-    summary["ConsumerCount"] = 0.into();
+    let consumers = stream
+        .meta
+        .consumers
+        .iter()
+        .filter(|c| c.status_at(now).is_some())
+        .count();
+    summary["ConsumerCount"] = consumers.into();
+    if let Some(target) = stream.meta.warm_throughput_mibps {
+        summary["WarmThroughput"] = super::settings::warm_throughput(target);
+    }
     summary["MaxRecordSizeInKiB"] = stream.meta.max_record_size_kib.into();
     super::json(json!({ "StreamDescriptionSummary": summary }))
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::consumers::{Resource, find_consumer, resource};
 use super::streams::{find, find_mut, too_many_tags};
 use super::{ApiResult, check_stream_ref, empty, parse, stream_name};
 use crate::api::error::ApiError;
 use crate::api::validate::{self, Violations};
 use crate::limits;
-use crate::service::Kinesis;
+use crate::service::{Kinesis, Registry};
 
 /// Model checks of a tag map, plus the character rule Kinesis applies.
 pub fn check_tags(v: &mut Violations, tags: &BTreeMap<String, String>) {
@@ -70,34 +71,61 @@ pub fn add_tags_to_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    add_tags(svc, &name, tags.expect("checked"))
+    add_tags(svc, &Resource::Stream(name), tags.expect("checked"))
 }
 
-fn add_tags(svc: &Kinesis, name: &str, tags: &BTreeMap<String, String>) -> ApiResult<Vec<u8>> {
+/// Runs `f` on the tags of the stream or consumer `resource` names.
+fn with_tags<T>(
+    svc: &Kinesis,
+    registry: &mut Registry,
+    resource: &Resource,
+    f: impl FnOnce(&mut BTreeMap<String, String>) -> T,
+) -> ApiResult<T> {
+    match resource {
+        Resource::Stream(name) => Ok(f(&mut find_mut(svc, registry, name)?.meta.tags)),
+        Resource::Consumer {
+            stream,
+            name,
+            created_s,
+        } => {
+            let s = find_mut(svc, registry, stream)?;
+            Ok(f(&mut find_consumer(svc, s, name, *created_s)?.tags))
+        }
+    }
+}
+
+fn add_tags(
+    svc: &Kinesis,
+    resource: &Resource,
+    tags: &BTreeMap<String, String>,
+) -> ApiResult<Vec<u8>> {
     check_tag_characters(tags)?;
     let mut registry = svc.write();
-    let stream = find_mut(svc, &mut registry, name)?;
-    let new_keys = tags
-        .keys()
-        .filter(|k| !stream.meta.tags.contains_key(*k))
-        .count();
-    if stream.meta.tags.len() + new_keys > limits::TAGS_PER_STREAM_MAX {
+    let fits = with_tags(svc, &mut registry, resource, |current| {
+        let new_keys = tags.keys().filter(|k| !current.contains_key(*k)).count();
+        if current.len() + new_keys > limits::TAGS_PER_STREAM_MAX {
+            return false;
+        }
+        current.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        true
+    })?;
+    if !fits {
+        let name = match resource {
+            Resource::Stream(name) | Resource::Consumer { name, .. } => name,
+        };
         return Err(too_many_tags(name, svc.account()));
     }
-    stream
-        .meta
-        .tags
-        .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     svc.persist(&registry)?;
     empty()
 }
 
-fn remove_tags(svc: &Kinesis, name: &str, keys: &[String]) -> ApiResult<Vec<u8>> {
+fn remove_tags(svc: &Kinesis, resource: &Resource, keys: &[String]) -> ApiResult<Vec<u8>> {
     let mut registry = svc.write();
-    let stream = find_mut(svc, &mut registry, name)?;
-    for key in keys {
-        stream.meta.tags.remove(key);
-    }
+    with_tags(svc, &mut registry, resource, |current| {
+        for key in keys {
+            current.remove(key);
+        }
+    })?;
     svc.persist(&registry)?;
     empty()
 }
@@ -129,7 +157,7 @@ pub fn remove_tags_from_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>>
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    remove_tags(svc, &name, keys.expect("checked"))
+    remove_tags(svc, &Resource::Stream(name), keys.expect("checked"))
 }
 
 #[derive(Deserialize)]
@@ -182,24 +210,6 @@ pub fn list_tags_for_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     super::json(json!({ "Tags": page, "HasMoreTags": more }))
 }
 
-/// The stream a tag operation's ResourceARN names. Consumer ARNs are valid resources but
-/// no consumer exists until enhanced fan-out lands.
-fn resource_stream(svc: &Kinesis, arn: &str) -> ApiResult<String> {
-    let parsed = validate::parse_arn(arn)
-        .ok_or_else(|| ApiError::invalid_argument("Invalid ResourceARN."))?;
-    let rest = parsed
-        .resource
-        .strip_prefix("stream/")
-        .unwrap_or(parsed.resource);
-    if rest.contains("/consumer/") {
-        return Err(ApiError::new(
-            crate::api::error::ErrorKind::ResourceNotFound,
-            format!("Consumer {arn} under account {} not found.", parsed.account),
-        ));
-    }
-    stream_name(svc, None, Some(arn))
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct TagResourceInput {
@@ -219,8 +229,8 @@ pub fn tag_resource(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         check_tags(&mut v, tags);
     }
     v.finish()?;
-    let name = resource_stream(svc, arn.expect("checked"))?;
-    add_tags(svc, &name, tags.expect("checked"))
+    let resource = resource(svc, arn.expect("checked"))?;
+    add_tags(svc, &resource, tags.expect("checked"))
 }
 
 pub fn untag_resource(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -233,8 +243,8 @@ pub fn untag_resource(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         check_keys(&mut v, keys);
     }
     v.finish()?;
-    let name = resource_stream(svc, arn.expect("checked"))?;
-    remove_tags(svc, &name, keys.expect("checked"))
+    let resource = resource(svc, arn.expect("checked"))?;
+    remove_tags(svc, &resource, keys.expect("checked"))
 }
 
 pub fn list_tags_for_resource(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -243,14 +253,12 @@ pub fn list_tags_for_resource(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> 
     let arn = v.required("resourceARN", input.resource_arn.as_deref());
     v.string("resourceARN", arn, validate::RESOURCE_ARN);
     v.finish()?;
-    let name = resource_stream(svc, arn.expect("checked"))?;
-    let registry = svc.read();
-    let stream = find(svc, &registry, &name)?;
-    let tags: Vec<_> = stream
-        .meta
-        .tags
-        .iter()
-        .map(|(k, v)| json!({ "Key": k, "Value": v }))
-        .collect();
+    let resource = resource(svc, arn.expect("checked"))?;
+    let mut registry = svc.write();
+    let tags = with_tags(svc, &mut registry, &resource, |tags| {
+        tags.iter()
+            .map(|(k, v)| json!({ "Key": k, "Value": v }))
+            .collect::<Vec<_>>()
+    })?;
     super::json(json!({ "Tags": tags }))
 }
