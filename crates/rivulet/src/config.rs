@@ -59,6 +59,9 @@ pub struct Config {
     pub shard_rates: ShardRates,
     /// Whether control-plane calls are held to Kinesis's calls per second.
     pub control_plane_limits: bool,
+    /// Aliases (`alias/NAME`) of customer keys the key store creates if missing, besides
+    /// the AWS-managed `alias/aws/kinesis`.
+    pub kms_key_aliases: Vec<String>,
 }
 
 impl Config {
@@ -77,6 +80,7 @@ impl Config {
             writer_threads: 4,
             shard_rates: ShardRates::AWS,
             control_plane_limits: true,
+            kms_key_aliases: Vec::new(),
         }
     }
 
@@ -101,6 +105,13 @@ impl Config {
         }
         if self.writer_threads == 0 || self.writer_threads > 64 {
             return Err("writer threads must be between 1 and 64".into());
+        }
+        if let Some(bad) = self
+            .kms_key_aliases
+            .iter()
+            .find(|a| !a.starts_with("alias/") || a.len() <= 6)
+        {
+            return Err(format!("key alias '{bad}' must look like alias/NAME"));
         }
         if self.segment_bytes_max < 1 << 20 {
             return Err("segments must be at least 1 MiB".into());

@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Overrides the per-shard GetRecords calls per second.
     #[arg(long, env = "RIVULET_SHARD_READ_CALLS_PER_SEC")]
     shard_read_calls_per_sec: Option<u64>,
+    /// Creates a customer key for stream encryption under this alias (`alias/NAME`) if
+    /// none exists; repeatable. `alias/aws/kinesis` always exists.
+    #[arg(long = "kms-key", env = "RIVULET_KMS_KEYS", value_delimiter = ',')]
+    kms_keys: Vec<String>,
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
@@ -119,6 +123,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.shard_rates = rates;
     config.control_plane_limits = aws;
+    config.kms_key_aliases = args.kms_keys;
     config.validate().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::api::error::{ApiError, ApiResult};
 use crate::clock::SharedClock;
 use crate::config::{Config, FsyncPolicy};
+use crate::control::keys::KeyStore;
 use crate::control::store::MetaStore;
 use crate::control::{AccountMeta, ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
 use crate::data::iterator::IteratorCodec;
@@ -31,6 +32,8 @@ pub struct Kinesis {
     pub control_rates: ControlPlaneRates,
     /// Account settings; saved with the registry, locked after it.
     pub account: std::sync::Mutex<AccountMeta>,
+    /// Keys for stream encryption.
+    pub keys: KeyStore,
 }
 
 impl Kinesis {
@@ -69,6 +72,12 @@ impl Kinesis {
         let iterators =
             IteratorCodec::new(load_or_create_key(&config.data_dir.join("iterator.key"))?);
         let control_plane_limits = config.control_plane_limits;
+        let keys = KeyStore::open(
+            &config.data_dir,
+            &config.region,
+            &config.account_id,
+            &config.kms_key_aliases,
+        )?;
         let writers = WriterPool::start(config.writer_threads, config.fsync, clock.clone());
         Ok(Kinesis {
             config,
@@ -81,6 +90,7 @@ impl Kinesis {
             request_ids: RequestIds::new(),
             control_rates: ControlPlaneRates::new(control_plane_limits),
             account: std::sync::Mutex::new(account),
+            keys,
         })
     }
 

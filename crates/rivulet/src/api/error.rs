@@ -21,6 +21,7 @@ pub enum ErrorKind {
     MissingAuthenticationToken,
     IncompleteSignature,
     InvalidSignature,
+    KmsNotFound,
     InternalFailure,
 }
 
@@ -40,6 +41,7 @@ impl ErrorKind {
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             ErrorKind::IncompleteSignature => "IncompleteSignatureException",
             ErrorKind::InvalidSignature => "InvalidSignatureException",
+            ErrorKind::KmsNotFound => "KMSNotFoundException",
             ErrorKind::InternalFailure => "InternalFailure",
         }
     }

@@ -5,6 +5,7 @@
 //! an ending position, children name their parents, and shard indexes only grow.
 
 pub mod hash;
+pub mod keys;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,19 @@ pub struct StreamMeta {
     /// Registered enhanced fan-out consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// Server-side encryption of new records, while on.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+    /// When Start/StopStreamEncryption succeeded, for their limits per rolling 24 hours.
+    #[serde(default)]
+    pub encryption_changes_ms: Vec<i64>,
+}
+
+/// A stream's encryption: the KeyId as the client gave it, and the key it names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Encryption {
+    pub key_id: String,
+    pub key_number: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

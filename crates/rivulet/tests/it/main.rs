@@ -2,6 +2,7 @@
 //! real binary, for crash tests) and drives it through aws-sdk-kinesis or raw HTTP.
 
 mod crash;
+mod encryption;
 mod errors;
 mod harness;
 mod reads;

@@ -2,6 +2,7 @@
 //! semantics. One file per family of operations; `call` routes by name.
 
 mod consumers;
+mod encryption;
 mod reads;
 mod records;
 mod resharding;
@@ -107,6 +108,8 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
         "DeregisterStreamConsumer" => {
             blocking(svc, body, consumers::deregister_stream_consumer).await
         }
+        "StartStreamEncryption" => blocking(svc, body, encryption::start_stream_encryption).await,
+        "StopStreamEncryption" => blocking(svc, body, encryption::stop_stream_encryption).await,
         "PutResourcePolicy" => blocking(svc, body, consumers::put_resource_policy).await,
         "GetResourcePolicy" => blocking(svc, body, consumers::get_resource_policy).await,
         "DeleteResourcePolicy" => blocking(svc, body, consumers::delete_resource_policy).await,

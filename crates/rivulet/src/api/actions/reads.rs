@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::records::FLAG_ENCRYPTED;
 use super::streams::find;
 use super::{
     ApiResult, check_stream_ref, de_timestamp, ms_to_seconds, parse, seconds_to_ms, stream_name,
@@ -210,6 +211,8 @@ struct RecordOut<'a> {
     approximate_arrival_timestamp: f64,
     data: String,
     partition_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -326,19 +329,27 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     let records = batch
         .records
         .iter()
-        .map(|r| RecordOut {
-            sequence_number: SequenceNumber {
-                stream_epoch: epoch,
-                shard_index: shard.index,
-                position: r.position,
-            }
-            .to_string(),
-            approximate_arrival_timestamp: ms_to_seconds(r.timestamp_ms),
-            data: base64_simd::STANDARD.encode_to_string(&r.data),
-            // Keys were validated UTF-8 on the way in; a damaged one shows as replacement chars.
-            partition_key: std::str::from_utf8(&r.key).unwrap_or("\u{fffd}"),
+        .map(|r| {
+            let encrypted = r.flags & FLAG_ENCRYPTED != 0;
+            let data = if encrypted {
+                svc.keys.open_sealed(&r.data).map_err(|e| {
+                    tracing::error!(error = %e, shard = %shard.id(), position = r.position, "cannot open a sealed record");
+                    ApiError::internal()
+                })?
+            } else {
+                r.data.clone()
+            };
+            Ok(RecordOut {
+                sequence_number: SequenceNumber { stream_epoch: epoch, shard_index: shard.index, position: r.position }
+                    .to_string(),
+                approximate_arrival_timestamp: ms_to_seconds(r.timestamp_ms),
+                data: base64_simd::STANDARD.encode_to_string(&data),
+                // Keys were validated UTF-8 on the way in; a damaged one shows as replacement chars.
+                partition_key: std::str::from_utf8(&r.key).unwrap_or("\u{fffd}"),
+                encryption_type: encrypted.then_some("KMS"),
+            })
         })
-        .collect();
+        .collect::<ApiResult<Vec<_>>>()?;
     let out = GetRecordsOutput {
         records,
         next_shard_iterator,

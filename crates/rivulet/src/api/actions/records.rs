@@ -53,6 +53,8 @@ struct PutRecordsInput {
 struct PutRecordOutput {
     shard_id: String,
     sequence_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +75,25 @@ struct PutRecordsResultEntry {
 struct PutRecordsOutput {
     failed_record_count: usize,
     records: Vec<PutRecordsResultEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_type: Option<&'static str>,
+}
+
+/// Record flag: the data is sealed with the stream's key (`control::keys`).
+pub const FLAG_ENCRYPTED: u8 = 1;
+
+/// Seals a record's data when the stream is encrypted.
+fn protect(svc: &Kinesis, key_number: Option<u32>, data: Vec<u8>) -> ApiResult<(Vec<u8>, u8)> {
+    match key_number {
+        None => Ok((data, 0)),
+        Some(number) => {
+            let sealed = svc.keys.seal(number, &data).map_err(|e| {
+                tracing::error!(error = %e, "sealing a record failed");
+                ApiError::internal()
+            })?;
+            Ok((sealed, FLAG_ENCRYPTED))
+        }
+    }
 }
 
 /// Decodes a base64 `Data` member as Kinesis reports a bad one.
@@ -91,6 +112,8 @@ fn decode_data(data: &str) -> ApiResult<Vec<u8>> {
 struct Target {
     created_ms: i64,
     max_record_bytes: usize,
+    /// The key new records are sealed with, while the stream is encrypted.
+    encryption: Option<u32>,
     /// Open shards: index, hash range and runtime.
     shards: Vec<(u32, u128, u128, ShardRuntime)>,
 }
@@ -139,6 +162,7 @@ fn target(svc: &Kinesis, name: &str) -> ApiResult<Target> {
     Ok(Target {
         created_ms: stream.meta.created_ms,
         max_record_bytes: (stream.meta.max_record_size_kib as usize) << 10,
+        encryption: stream.meta.encryption.as_ref().map(|e| e.key_number),
         shards,
     })
 }
@@ -333,14 +357,16 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    check_record_size("data", &data, key, target(svc, &name)?.max_record_bytes)?;
+    let target = target(svc, &name)?;
+    check_record_size("data", &data, key, target.max_record_bytes)?;
+    let (data, flags) = protect(svc, target.encryption, data)?;
     // Positions only grow within a shard, so every acknowledged record already has a larger
     // sequence number than any earlier one: SequenceNumberForOrdering holds by construction.
     let hash = record_hash(key, input.explicit_hash_key.as_deref())?;
     let record = PendingRecord {
         partition_key: key.to_owned(),
         data,
-        flags: 0,
+        flags,
     };
     let landed = write_routed(
         svc,
@@ -368,6 +394,7 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
     let out = PutRecordOutput {
         shard_id: crate::control::shard_id(index),
         sequence_number,
+        encryption_type: target.encryption.map(|_| "KMS"),
     };
     Ok(serde_json::to_vec(&out).expect("serializes"))
 }
@@ -412,7 +439,8 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let max_record_bytes = target(svc, &name)?.max_record_bytes;
+    let target = target(svc, &name)?;
+    let max_record_bytes = target.max_record_bytes;
 
     // Decode, size-check and hash every record before writing any.
     let mut total = 0usize;
@@ -428,13 +456,14 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
         )?;
         total += data.len() + key.len();
         let hash = record_hash(key, e.explicit_hash_key.as_deref())?;
+        let (data, flags) = protect(svc, target.encryption, data)?;
         routed.push(Routed {
             slot: i,
             hash,
             record: PendingRecord {
                 partition_key: key.to_owned(),
                 data,
-                flags: 0,
+                flags,
             },
         });
     }
@@ -481,6 +510,7 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
     let out = PutRecordsOutput {
         failed_record_count: failed,
         records,
+        encryption_type: target.encryption.map(|_| "KMS"),
     };
     Ok(serde_json::to_vec(&out).expect("serializes"))
 }

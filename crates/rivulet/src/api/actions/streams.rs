@@ -184,6 +184,8 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         warm_throughput_mibps: None,
         policy: None,
         consumers: Vec::new(),
+        encryption: None,
+        encryption_changes_ms: Vec::new(),
     };
     let shard_logs = svc.open_shards(&meta)?;
     let key = crate::control::storage_key(name, now);
@@ -344,7 +346,7 @@ pub fn describe_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
 /// The members DescribeStream and DescribeStreamSummary share.
 fn summary_fields(svc: &Kinesis, stream: &Stream, now: i64) -> Value {
     let m = &stream.meta;
-    json!({
+    let mut out = json!({
         "StreamName": m.name,
         "StreamARN": svc.stream_arn(&m.name),
         "StreamStatus": stream.status_at(now).unwrap_or(m.status).as_str(),
@@ -352,8 +354,12 @@ fn summary_fields(svc: &Kinesis, stream: &Stream, now: i64) -> Value {
         "RetentionPeriodHours": m.retention_hours,
         "StreamCreationTimestamp": m.created_ms / 1000,
         "EnhancedMonitoring": [{ "ShardLevelMetrics": m.shard_level_metrics }],
-        "EncryptionType": "NONE",
-    })
+        "EncryptionType": if m.encryption.is_some() { "KMS" } else { "NONE" },
+    });
+    if let Some(e) = &m.encryption {
+        out["KeyId"] = e.key_id.clone().into();
+    }
+    out
 }
 
 pub fn describe_stream_summary(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
