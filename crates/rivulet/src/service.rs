@@ -11,7 +11,9 @@ use crate::clock::SharedClock;
 use crate::config::{Config, FsyncPolicy};
 use crate::control::keys::KeyStore;
 use crate::control::store::MetaStore;
-use crate::control::{AccountMeta, ShardRuntime, Stream, StreamMeta, StreamStatus, storage_key};
+use crate::control::{
+    AccountMeta, ShardRuntime, Stream, StreamMeta, StreamMode, StreamStatus, storage_key,
+};
 use crate::data::iterator::IteratorCodec;
 use crate::data::throughput::ControlPlaneRates;
 use crate::data::writer::WriterPool;
@@ -184,6 +186,7 @@ impl Kinesis {
             }
         }
         self.remove_expired_shards(now);
+        self.autoscale(now);
         self.enforce_retention(now);
     }
 
@@ -208,6 +211,52 @@ impl Kinesis {
         for (key, shard) in expired {
             if let Err(e) = self.backend.delete_shard(&key, &shard) {
                 tracing::error!(error = %e, shard, "failed to delete an expired shard");
+            }
+        }
+    }
+
+    /// Splits the hot shards of ON_DEMAND streams (policy in `control::autoscale`).
+    fn autoscale(&self, now: i64) {
+        let hot: Vec<(String, u32, u128)> = {
+            let registry = self.read();
+            let mut hot = Vec::new();
+            for stream in registry.values() {
+                if stream.meta.mode != StreamMode::OnDemand
+                    || stream.status_at(now) != Some(StreamStatus::Active)
+                {
+                    continue;
+                }
+                for shard in stream.meta.shards.iter().filter(|s| s.is_open()) {
+                    let Some(runtime) = stream.shards.get(&shard.index) else {
+                        continue;
+                    };
+                    let c = &runtime.counters;
+                    let load = |counter: &std::sync::atomic::AtomicU64| {
+                        counter.load(std::sync::atomic::Ordering::Relaxed)
+                    };
+                    let is_hot = runtime.load.evaluate(
+                        load(&c.incoming_records),
+                        load(&c.incoming_bytes),
+                        load(&c.write_throttled),
+                        now,
+                        self.config.shard_rates,
+                    );
+                    if is_hot {
+                        let at = runtime.load.split_key(shard.start_hash, shard.end_hash);
+                        hot.push((stream.meta.name.clone(), shard.index, at));
+                    }
+                }
+            }
+            hot
+        };
+        for (name, index, at) in hot {
+            match crate::api::actions::resharding::split_hot_shard(self, &name, index, at) {
+                Ok(()) => {
+                    tracing::info!(stream = %name, shard = index, split_at = %at, "on-demand scaling split a hot shard")
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %name, shard = index, error = ?e, "on-demand scaling could not split a hot shard")
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! The model already holds what resharding needs: closed shards keep their range and gain
 //! an ending position, children name their parents, and shard indexes only grow.
 
+pub mod autoscale;
 pub mod hash;
 pub mod keys;
 pub mod store;
@@ -247,6 +248,8 @@ pub struct ShardRuntime {
     pub throughput: Arc<ShardThroughput>,
     /// Set by the shard's writer when a split or merge closes it; no write lands after.
     pub sealed: Arc<AtomicBool>,
+    /// Recent traffic, for on-demand scaling.
+    pub load: Arc<autoscale::ShardLoad>,
 }
 
 impl ShardRuntime {
@@ -261,6 +264,7 @@ impl ShardRuntime {
             counters: Arc::default(),
             throughput: Arc::new(ShardThroughput::new(rates, now_ms)),
             sealed: Arc::new(AtomicBool::new(sealed)),
+            load: Arc::default(),
         }
     }
 }

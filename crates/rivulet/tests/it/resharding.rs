@@ -497,3 +497,78 @@ async fn writes_during_resharding_keep_per_key_order() {
         );
     }
 }
+
+/// An ON_DEMAND stream splits a shard that stays over 80 % of its write capacity for five
+/// evaluations, at the median hash key of its traffic.
+#[tokio::test]
+async fn on_demand_streams_split_a_hot_shard_by_themselves() {
+    let s = TestServer::start_with(|c| c.shard_rates = rivulet::data::throughput::ShardRates::AWS)
+        .await;
+    s.client
+        .create_stream()
+        .stream_name("od")
+        .stream_mode_details(
+            aws_sdk_kinesis::types::StreamModeDetails::builder()
+                .stream_mode(aws_sdk_kinesis::types::StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Traffic pinned to the low end of shard 0: hash keys 1000..1900, so the split lands
+    // near their median (of the last 1,024 written), far from the range's middle.
+    s.tick().await; // the first evaluation only starts the window
+    for second in 0..6 {
+        for half in 0..2 {
+            let entries = (0..450)
+                .map(|i| {
+                    aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                        .partition_key(format!("p{second}-{half}-{i}"))
+                        .explicit_hash_key((1000 + half * 450 + i).to_string())
+                        .data(Blob::new("x"))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = s
+                .client
+                .put_records()
+                .stream_name("od")
+                .set_records(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.failed_record_count, Some(0));
+        }
+        s.advance_ms(1000);
+        s.tick().await;
+    }
+    let all = shards(&s.client, "od").await;
+    assert_eq!(all.len(), 6, "shard 0 split into two children: {all:?}");
+    assert!(
+        all[0]
+            .sequence_number_range
+            .as_ref()
+            .unwrap()
+            .ending_sequence_number
+            .is_some()
+    );
+    let low = all
+        .iter()
+        .find(|s| s.shard_id == "shardId-000000000004")
+        .unwrap();
+    assert_eq!(low.parent_shard_id.as_deref(), Some("shardId-000000000000"));
+    let split_at: u128 = low
+        .hash_key_range
+        .as_ref()
+        .unwrap()
+        .ending_hash_key
+        .parse()
+        .unwrap();
+    assert!(
+        (1400..1600).contains(&split_at),
+        "split at {split_at}, not at the traffic median"
+    );
+    assert_eq!(open(&all).len(), 5);
+}

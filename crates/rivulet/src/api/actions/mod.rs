@@ -5,7 +5,7 @@ mod consumers;
 mod encryption;
 mod reads;
 mod records;
-mod resharding;
+pub(crate) mod resharding;
 mod settings;
 mod shards;
 mod streams;

@@ -289,6 +289,7 @@ async fn write_routed(
                 if result.is_ok() {
                     ShardCounters::add(&shard.counters.incoming_records, keys.len() as u64);
                     ShardCounters::add(&shard.counters.incoming_bytes, bytes);
+                    shard.load.record_hashes(keys.iter().map(|(_, hash)| *hash));
                 }
                 (index, keys, result)
             });

@@ -217,6 +217,31 @@ pub fn update_shard_count(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     }))
 }
 
+/// Splits a hot shard of an ON_DEMAND stream at `at`: on-demand scaling
+/// (`control::autoscale`). Does nothing if the stream is no longer ACTIVE and ON_DEMAND or
+/// the shard is no longer open.
+pub(crate) fn split_hot_shard(svc: &Kinesis, name: &str, index: u32, at: u128) -> ApiResult<()> {
+    let now = svc.now_ms();
+    let mut registry = svc.write();
+    let open_in_account = open_shards(&registry, now);
+    if open_in_account + 1 > u64::from(svc.config.shard_limit) {
+        return Err(shard_limit_exceeded(svc, open_in_account, 1));
+    }
+    let stream = find_mut(svc, &mut registry, name)?;
+    let eligible = stream.status_at(now) == Some(StreamStatus::Active)
+        && stream.meta.mode == StreamMode::OnDemand
+        && stream
+            .shard(index)
+            .is_some_and(|s| s.is_open() && s.start_hash.saturating_add(1) < at && at < s.end_hash);
+    if !eligible {
+        return Ok(());
+    }
+    change(svc, stream, now, |svc, stream| {
+        split(svc, stream, index, at, now).map(|_| ())
+    })?;
+    svc.persist(&registry)
+}
+
 /// Open shards across the account, for the shard limit.
 fn open_shards(registry: &Registry, now: i64) -> u64 {
     registry
