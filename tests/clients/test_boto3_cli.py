@@ -8,8 +8,15 @@ written there as ``N M`` for scripts/test-clients.sh.
 
 Usage:
     python test_boto3_cli.py --endpoint http://127.0.0.1:PORT [--counts-file F] [-k SUBSTR]
+                             [--rivulet-bin PATH]
 
 The AWS CLI used is the ``aws`` next to this interpreter (the venv's), or $AWS_CLI.
+
+The server at --endpoint runs with ``--limits off``. The throughput-limit tests
+(``test_limits_*``) need limits on, so the suite starts its own second server for them:
+``RIVULET_BIN serve --listen 127.0.0.1:FREE_PORT --data-dir TMP`` with the default
+``--limits aws``, from --rivulet-bin or $RIVULET_BIN. It is started on first use and
+stopped (and its data dir removed) when the suite ends.
 """
 
 import argparse
@@ -19,11 +26,17 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
@@ -40,6 +53,15 @@ AWS_CLI = None  # set in main()
 KINESIS = None  # boto3 client, set in main()
 RUN_ID = uuid.uuid4().hex[:6]
 CREATED = []  # stream names created by the current test; deleted after it
+
+RIVULET_BIN = None  # server binary for the suite's own limits-on server, set in main()
+LIMITED = {}  # that server once started: proc, root, endpoint, client (or error)
+LIMITED_CREATED = []  # streams created on it by the current test; deleted after it
+
+# The shard-level metrics of enhanced monitoring, as Kinesis lists them.
+ALL_METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
+               "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded",
+               "IteratorAgeMilliseconds"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -99,6 +121,12 @@ def cleanup_streams():
             KINESIS.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
         except ClientError:
             pass
+    while LIMITED_CREATED:
+        name = LIMITED_CREATED.pop()
+        try:
+            LIMITED["client"].delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except ClientError:
+            pass
 
 
 def expect_error(code, fn, **kwargs):
@@ -115,15 +143,20 @@ def expect_error(code, fn, **kwargs):
     raise AssertionError(f"expected {code}, but the call succeeded")
 
 
-def cli_run(*args):
-    cmd = [AWS_CLI, "kinesis", *args, "--endpoint-url", ENDPOINT,
+def cli_run(*args, endpoint=None, max_attempts=None):
+    """Run `aws kinesis ARGS` against --endpoint (or `endpoint`). `max_attempts` sets
+    AWS_MAX_ATTEMPTS, e.g. 1 so that the CLI does not retry LimitExceededException."""
+    cmd = [AWS_CLI, "kinesis", *args, "--endpoint-url", endpoint or ENDPOINT,
            "--region", REGION, "--output", "json"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    env = None
+    if max_attempts is not None:
+        env = dict(os.environ, AWS_MAX_ATTEMPTS=str(max_attempts))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
 
 
-def cli(*args):
+def cli(*args, **kw):
     """Run `aws kinesis ARGS`; it must succeed. Returns the parsed JSON output (or None)."""
-    proc = cli_run(*args)
+    proc = cli_run(*args, **kw)
     if proc.returncode != 0:
         raise AssertionError(
             f"aws kinesis {' '.join(args[:1])} exited {proc.returncode}: {proc.stderr.strip()}"
@@ -132,9 +165,9 @@ def cli(*args):
     return json.loads(out) if out else None
 
 
-def cli_error(code, *args):
+def cli_error(code, *args, **kw):
     """Run `aws kinesis ARGS`; it must fail with service error `code`. Returns stderr."""
-    proc = cli_run(*args)
+    proc = cli_run(*args, **kw)
     check(proc.returncode != 0, f"aws kinesis {args[0]} should fail with {code}, exited 0")
     check(f"({code})" in proc.stderr,
           f"aws kinesis {args[0]}: expected ({code}) in stderr, got {proc.stderr.strip()!r}")
@@ -900,15 +933,21 @@ def test_boto3_put_records_500():
 
 
 def main():
-    global ENDPOINT, AWS_CLI, KINESIS
+    global ENDPOINT, AWS_CLI, KINESIS, RIVULET_BIN
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", default=os.environ.get("RIVULET_ENDPOINT"))
     parser.add_argument("--counts-file")
     parser.add_argument("-k", dest="filter", default="")
+    parser.add_argument("--rivulet-bin", default=os.environ.get("RIVULET_BIN"),
+                        help="server binary for the limits-on server of test_limits_*")
     args = parser.parse_args()
     if not args.endpoint:
         parser.error("--endpoint (or $RIVULET_ENDPOINT) is required")
     ENDPOINT = args.endpoint
+    RIVULET_BIN = os.path.abspath(args.rivulet_bin) if args.rivulet_bin else None
+    # `timeout` stops the suite with SIGTERM: exit through `finally`, which stops the
+    # limits-on server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     AWS_CLI = os.environ.get("AWS_CLI") or os.path.join(os.path.dirname(sys.executable), "aws")
     KINESIS = boto3.client(
         "kinesis", endpoint_url=ENDPOINT, region_name=REGION,
@@ -921,21 +960,25 @@ def main():
         key=lambda f: f.__code__.co_firstlineno)
     tests = [t for t in tests if args.filter in t.__name__]
     passed = failed = 0
-    for t in tests:
-        started = time.monotonic()
-        try:
-            t()
-        except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
-            failed += 1
-            reason = f"{type(e).__name__}: {e}" if not isinstance(e, AssertionError) else str(e)
-            print(f"FAIL {t.__name__}: {reason}", flush=True)
-            if not isinstance(e, (AssertionError, ClientError)):
-                traceback.print_exc(limit=3, file=sys.stdout)
-        else:
-            passed += 1
-            print(f"ok {t.__name__} ({time.monotonic() - started:.2f}s)", flush=True)
-        finally:
-            cleanup_streams()
+    try:
+        for t in tests:
+            started = time.monotonic()
+            try:
+                t()
+            except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
+                failed += 1
+                reason = (f"{type(e).__name__}: {e}" if not isinstance(e, AssertionError)
+                          else str(e))
+                print(f"FAIL {t.__name__}: {reason}", flush=True)
+                if not isinstance(e, (AssertionError, ClientError)):
+                    traceback.print_exc(limit=3, file=sys.stdout)
+            else:
+                passed += 1
+                print(f"ok {t.__name__} ({time.monotonic() - started:.2f}s)", flush=True)
+            finally:
+                cleanup_streams()
+    finally:
+        stop_limited_server(show_log=failed > 0)
     print(f"python: {passed} passed, {failed} failed", flush=True)
     if args.counts_file:
         with open(args.counts_file, "w") as f:

@@ -36,6 +36,8 @@ pub struct Kinesis {
     pub account: std::sync::Mutex<AccountMeta>,
     /// Keys for stream encryption.
     pub keys: KeyStore,
+    /// Live SubscribeToShard streams.
+    pub subscriptions: crate::api::actions::subscribe::Subscriptions,
 }
 
 impl Kinesis {
@@ -93,6 +95,7 @@ impl Kinesis {
             control_rates: ControlPlaneRates::new(control_plane_limits),
             account: std::sync::Mutex::new(account),
             keys,
+            subscriptions: Default::default(),
         })
     }
 

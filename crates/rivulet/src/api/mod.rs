@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod error;
+pub mod eventstream;
 pub mod validate;
 
 use std::sync::Arc;
@@ -31,6 +32,11 @@ async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let mut response =
         match checked_body(&parts.method, &parts.headers, parts.uri.query(), body).await {
+            Ok((operation, body)) if operation == "SubscribeToShard" => {
+                actions::subscribe::subscribe_to_shard(&svc, body)
+                    .await
+                    .unwrap_or_else(|e| error_response(&e))
+            }
             Ok((operation, body)) => match actions::call(&svc, &operation, body).await {
                 Ok(body) => ok_response(body),
                 Err(e) => error_response(&e),

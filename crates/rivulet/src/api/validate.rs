@@ -81,8 +81,16 @@ pub const TAG_VALUE: Str = Str {
 pub const STREAM_ID: Str = Str {
     min: 1,
     max: 24,
-    pattern: None,
+    pattern: Some(("[a-z0-9]{20}-[a-z0-9]{3}", is_stream_id)),
 };
+
+fn is_stream_id(s: &str) -> bool {
+    let lower = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    s.len() == 24 && s.as_bytes()[20] == b'-' && lower(&s[..20]) && lower(&s[21..])
+}
 
 const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 

@@ -10,5 +10,6 @@ mod resharding;
 mod restart;
 mod settings;
 mod streams;
+mod subscribe;
 mod throttling;
 mod writes;

@@ -9,6 +9,7 @@ pub(crate) mod resharding;
 mod settings;
 mod shards;
 mod streams;
+pub(crate) mod subscribe;
 mod tags;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn is_known(operation: &str) -> bool {
 /// output).
 pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Vec<u8>> {
     admit_control_plane(svc, operation, &body)?;
+    check_stream_id(&body)?;
     match operation {
         "PutRecord" => records::put_record(svc, &body).await,
         "PutRecords" => records::put_records(svc, &body).await,
@@ -124,6 +126,31 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
             format!("Rivulet does not implement {other} yet"),
         )),
     }
+}
+
+/// `StreamId` is on nearly every input and "reserved for future use": accepted and ignored
+/// when it has the model's shape (`[a-z0-9]{20}-[a-z0-9]{3}`), refused as Kinesis refuses it
+/// otherwise.
+fn check_stream_id(body: &[u8]) -> ApiResult<()> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct WithStreamId {
+        stream_id: Option<serde_json::Value>,
+    }
+    let Ok(WithStreamId {
+        stream_id: Some(id),
+    }) = serde_json::from_slice(body)
+    else {
+        return Ok(());
+    };
+    let Some(id) = id.as_str() else {
+        return Err(ApiError::serialization(
+            "class java.lang.Integer can not be converted to an String",
+        ));
+    };
+    let mut v = Violations::default();
+    v.string("streamId", Some(id), validate::STREAM_ID);
+    v.finish()
 }
 
 /// Holds control-plane operations to Kinesis's calls per second (`--limits aws`).

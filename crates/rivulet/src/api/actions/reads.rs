@@ -78,8 +78,42 @@ pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     if !runtime.throughput.admit_iterator(now) {
         return Err(rate_exceeded(svc, shard, &name));
     }
-    let log = &runtime.log;
-    let starting = input.starting_sequence_number.as_deref();
+    let start = Start {
+        kind,
+        sequence_number: input.starting_sequence_number.as_deref(),
+        timestamp: input.timestamp,
+    };
+    let position = start_position(svc, stream, shard, &runtime.log, &start, now)?;
+    let token = svc.iterators.encode(&ShardIterator {
+        stream_name: name,
+        stream_created_ms: stream.meta.created_ms,
+        shard_index: shard.index,
+        position,
+        issued_ms: now,
+    });
+    super::json(json!({ "ShardIterator": token }))
+}
+
+/// Where reading starts: an iterator type or starting position type, with its sequence
+/// number or timestamp. Shared by GetShardIterator and SubscribeToShard.
+pub struct Start<'a> {
+    pub kind: &'a str,
+    pub sequence_number: Option<&'a str>,
+    /// Epoch seconds.
+    pub timestamp: Option<f64>,
+}
+
+/// The log position a `Start` names, checked as Kinesis checks it.
+pub fn start_position(
+    svc: &Kinesis,
+    stream: &Stream,
+    shard: &ShardMeta,
+    log: &std::sync::Arc<dyn crate::storage::ShardLog>,
+    start: &Start<'_>,
+    now: i64,
+) -> ApiResult<u64> {
+    let kind = start.kind;
+    let starting = start.sequence_number;
     let wants_sequence = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
     if wants_sequence != starting.is_some() && kind != "AT_TIMESTAMP" {
         let clause = if wants_sequence {
@@ -92,11 +126,11 @@ pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
              or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} {clause}."
         )));
     }
-    let position = match kind {
+    Ok(match kind {
         "TRIM_HORIZON" => log.start_position(),
         "LATEST" => log.end_position(),
         "AT_TIMESTAMP" => {
-            let ts = input.timestamp.map(seconds_to_ms).ok_or_else(|| {
+            let ts = start.timestamp.map(seconds_to_ms).ok_or_else(|| {
                 ApiError::invalid_argument(
                     "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. \
                      Current request has no timestamp parameter.",
@@ -118,18 +152,10 @@ pub fn get_shard_iterator(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             }
             position + u64::from(kind == "AFTER_SEQUENCE_NUMBER")
         }
-    };
-    let token = svc.iterators.encode(&ShardIterator {
-        stream_name: name,
-        stream_created_ms: stream.meta.created_ms,
-        shard_index: shard.index,
-        position,
-        issued_ms: now,
-    });
-    super::json(json!({ "ShardIterator": token }))
+    })
 }
 
-fn rate_exceeded(svc: &Kinesis, shard: &ShardMeta, stream: &str) -> ApiError {
+pub fn rate_exceeded(svc: &Kinesis, shard: &ShardMeta, stream: &str) -> ApiError {
     ApiError::new(
         ErrorKind::ProvisionedThroughputExceeded,
         format!(
@@ -141,7 +167,7 @@ fn rate_exceeded(svc: &Kinesis, shard: &ShardMeta, stream: &str) -> ApiError {
 }
 
 /// A shard of the stream that has not expired, by any accepted spelling of its id.
-fn visible_shard<'a>(
+pub fn visible_shard<'a>(
     svc: &Kinesis,
     stream: &'a Stream,
     id: &str,
@@ -206,7 +232,7 @@ struct GetRecordsInput {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct RecordOut<'a> {
+pub struct RecordOut<'a> {
     sequence_number: String,
     approximate_arrival_timestamp: f64,
     data: String,
@@ -326,8 +352,25 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     ShardCounters::add(&counters.outgoing_records, batch.records.len() as u64);
     ShardCounters::add(&counters.outgoing_bytes, bytes as u64);
     runtime.throughput.charge_read(bytes, now);
-    let records = batch
-        .records
+    let records = records_out(svc, epoch, &shard, &batch.records)?;
+    let out = GetRecordsOutput {
+        records,
+        next_shard_iterator,
+        millis_behind_latest: millis_behind,
+        child_shards: shard_ended.then_some(child_shards),
+    };
+    Ok(serde_json::to_vec(&out).expect("serializes"))
+}
+
+/// Records as GetRecords and SubscribeToShard events show them: sequence numbers, arrival
+/// times, base64 data (opened first if sealed).
+pub fn records_out<'a>(
+    svc: &Kinesis,
+    epoch: u32,
+    shard: &ShardMeta,
+    records: &'a [crate::storage::Record],
+) -> ApiResult<Vec<RecordOut<'a>>> {
+    records
         .iter()
         .map(|r| {
             let encrypted = r.flags & FLAG_ENCRYPTED != 0;
@@ -349,18 +392,11 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
                 encryption_type: encrypted.then_some("KMS"),
             })
         })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let out = GetRecordsOutput {
-        records,
-        next_shard_iterator,
-        millis_behind_latest: millis_behind,
-        child_shards: shard_ended.then_some(child_shards),
-    };
-    Ok(serde_json::to_vec(&out).expect("serializes"))
+        .collect()
 }
 
 /// The ChildShards of a closed shard: the shards that name it as a parent.
-fn children_json(stream: &Stream, shard: &ShardMeta) -> Vec<serde_json::Value> {
+pub fn children_json(stream: &Stream, shard: &ShardMeta) -> Vec<serde_json::Value> {
     stream
         .meta
         .shards
