@@ -131,7 +131,7 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
 /// `StreamId` is on nearly every input and "reserved for future use": accepted and ignored
 /// when it has the model's shape (`[a-z0-9]{20}-[a-z0-9]{3}`), refused as Kinesis refuses it
 /// otherwise.
-fn check_stream_id(body: &[u8]) -> ApiResult<()> {
+pub(crate) fn check_stream_id(body: &[u8]) -> ApiResult<()> {
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "PascalCase", default)]
     struct WithStreamId {

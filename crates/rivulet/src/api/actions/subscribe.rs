@@ -92,6 +92,7 @@ struct Plan {
 }
 
 pub async fn subscribe_to_shard(svc: &Arc<Kinesis>, body: Bytes) -> ApiResult<Response> {
+    super::check_stream_id(&body)?;
     let plan = {
         let svc = svc.clone();
         tokio::task::spawn_blocking(move || plan(&svc, &body)).await??
