@@ -9,7 +9,9 @@
 #   HTTP/2 request handler, i.e. cleartext HTTP/2 (h2c) to the server.
 #
 # Uses ${RIVULET_BIN:-target/debug/rivulet}, building it when it is missing. Starts one
-# server on a free loopback port with a temporary data dir and stops it on exit.
+# server (--limits off) on a free loopback port with a temporary data dir and stops it on
+# exit. The Python suite gets the binary too (--rivulet-bin) and runs its throughput-limit
+# tests against a second server of its own with the default --limits aws.
 # The last line printed is always `clients: N passed, M failed`; the exit status is
 # non-zero when anything failed (a setup failure counts as one failure).
 set -euo pipefail
@@ -152,7 +154,7 @@ run_suite() {
   fi
 }
 
-run_suite python "$VENV/bin/python" tests/clients/test_boto3_cli.py
+run_suite python "$VENV/bin/python" tests/clients/test_boto3_cli.py --rivulet-bin "$RIVULET_BIN"
 run_suite js node "$JS_DIR/test.mjs"
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then

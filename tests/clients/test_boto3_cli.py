@@ -929,6 +929,894 @@ def test_boto3_put_records_500():
     eq(sorted(r["Data"] for r in got), sorted(e["Data"] for e in entries), "records read back")
 
 
+# --------------------------------------------------------------------------- resharding
+
+
+def open_shard_ids(name):
+    return [s["ShardId"] for s in
+            KINESIS.list_shards(StreamName=name, ShardFilter={"Type": "AT_LATEST"})["Shards"]]
+
+
+def hash_range(shard):
+    return (int(shard["HashKeyRange"]["StartingHashKey"]),
+            int(shard["HashKeyRange"]["EndingHashKey"]))
+
+
+def read_closed(name, shard):
+    """Read a closed shard from TRIM_HORIZON until GetRecords returns no NextShardIterator.
+    Returns (records, the last response)."""
+    it = iterator(name, shard, "TRIM_HORIZON")
+    records = []
+    for _ in range(50):
+        resp = KINESIS.get_records(ShardIterator=it)
+        records.extend(resp["Records"])
+        it = resp.get("NextShardIterator")
+        if it is None:
+            return records, resp
+    raise AssertionError(f"closed shard {shard} still has a NextShardIterator after 50 calls")
+
+
+def child_shards(resp):
+    return sorted(((c["ShardId"], sorted(c["ParentShards"]), hash_range(c))
+                   for c in resp.get("ChildShards", [])))
+
+
+def test_boto3_split_shard():
+    name = make_stream("split")
+    pre = [KINESIS.put_record(StreamName=name, Data=f"pre-{i}".encode(), PartitionKey="k",
+                              ExplicitHashKey=str(h))["SequenceNumber"]
+           for i, h in enumerate((0, MAX_HASH))]
+    resp = KINESIS.split_shard(StreamName=name, ShardToSplit=shard_id(0),
+                               NewStartingHashKey=str(HALF))
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {}, "SplitShard output")
+    wait_active(name)
+    shards = {s["ShardId"]: s
+              for s in KINESIS.describe_stream(StreamName=name)["StreamDescription"]["Shards"]}
+    eq(sorted(shards), [shard_id(0), shard_id(1), shard_id(2)], "shards after the split")
+    parent = shards[shard_id(0)]
+    eq(hash_range(parent), (0, MAX_HASH), "the parent keeps its hash key range")
+    check("EndingSequenceNumber" in parent["SequenceNumberRange"],
+          f"the split parent needs an EndingSequenceNumber: {parent['SequenceNumberRange']}")
+    end = seq_int(parent["SequenceNumberRange"]["EndingSequenceNumber"])
+    check(end >= seq_int(pre[-1]),
+          f"parent EndingSequenceNumber {end} is below its last record {pre[-1]}")
+    for sid, want in ((shard_id(1), (0, HALF - 1)), (shard_id(2), (HALF, MAX_HASH))):
+        child = shards[sid]
+        eq(child.get("ParentShardId"), shard_id(0), f"{sid} ParentShardId")
+        check("AdjacentParentShardId" not in child,
+              f"{sid}: a split child has no AdjacentParentShardId")
+        eq(hash_range(child), want, f"{sid} hash key range")
+        check("EndingSequenceNumber" not in child["SequenceNumberRange"], f"{sid} must be open")
+        check(seq_int(child["SequenceNumberRange"]["StartingSequenceNumber"]) > end,
+              f"{sid} must start after the parent's EndingSequenceNumber")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["OpenShardCount"], 2, "OpenShardCount after the split")
+    eq(open_shard_ids(name), [shard_id(1), shard_id(2)], "list_shards AT_LATEST")
+    eq(len(KINESIS.list_shards(StreamName=name)["Shards"]), 3, "list_shards without a filter")
+
+    # Writes now route to the children.
+    for data, key, want in ((b"low", 0, 1), (b"high", MAX_HASH, 2)):
+        got = KINESIS.put_record(StreamName=name, Data=data, PartitionKey="k",
+                                 ExplicitHashKey=str(key))["ShardId"]
+        eq(got, shard_id(want), f"PutRecord ExplicitHashKey {key} after the split")
+    batch = KINESIS.put_records(StreamName=name, Records=[
+        {"Data": b"b-low", "PartitionKey": "k", "ExplicitHashKey": str(HALF - 1)},
+        {"Data": b"b-high", "PartitionKey": "k", "ExplicitHashKey": str(HALF)}])
+    eq([r.get("ShardId") for r in batch["Records"]], [shard_id(1), shard_id(2)],
+       "PutRecords after the split")
+    key = "routed-by-md5"
+    want = shard_id(1) if int(hashlib.md5(key.encode()).hexdigest(), 16) < HALF else shard_id(2)
+    eq(KINESIS.put_record(StreamName=name, Data=b"md5", PartitionKey=key)["ShardId"], want,
+       "partition key routed to the child holding its hash")
+
+    # The closed parent: its records, then no NextShardIterator, and its ChildShards.
+    records, last = read_closed(name, shard_id(0))
+    eq([r["Data"] for r in records], [b"pre-0", b"pre-1"], "records in the parent")
+    eq(child_shards(last), [(shard_id(1), [shard_id(0)], (0, HALF - 1)),
+                            (shard_id(2), [shard_id(0)], (HALF, MAX_HASH))],
+       "ChildShards at the end of the parent")
+    low = [r["Data"] for r in read_all(name, shard_id(1))]
+    high = [r["Data"] for r in read_all(name, shard_id(2))]
+    eq(sorted(low + high), sorted([b"low", b"high", b"b-low", b"b-high", b"md5"]),
+       "records in the children")
+    eq([d for d in low if d != b"md5"], [b"low", b"b-low"], "records in the low child")
+    eq([d for d in high if d != b"md5"], [b"high", b"b-high"], "records in the high child")
+
+    msg = expect_error("InvalidArgumentException", KINESIS.split_shard, StreamName=name,
+                       ShardToSplit=shard_id(1), NewStartingHashKey=str(HALF + 5))
+    check("NewStartingHashKey" in msg, f"message should name NewStartingHashKey: {msg!r}")
+
+
+def test_boto3_merge_shards():
+    name = make_stream("merge", shards=3)
+    ranges = shard_ranges(name)
+    msg = expect_error("InvalidArgumentException", KINESIS.merge_shards, StreamName=name,
+                       ShardToMerge=shard_id(0), AdjacentShardToMerge=shard_id(2))
+    check("adjacent" in msg, f"message should say the shards are not adjacent: {msg!r}")
+    eq(KINESIS.put_record(StreamName=name, Data=b"pre", PartitionKey="k",
+                          ExplicitHashKey=str(ranges[1][1]))["ShardId"], shard_id(1),
+       "record before the merge")
+    resp = KINESIS.merge_shards(StreamName=name, ShardToMerge=shard_id(0),
+                                AdjacentShardToMerge=shard_id(1))
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {}, "MergeShards output")
+    wait_active(name)
+    shards = {s["ShardId"]: s for s in KINESIS.list_shards(StreamName=name)["Shards"]}
+    eq(sorted(shards), [shard_id(i) for i in range(4)], "shards after the merge")
+    child = shards[shard_id(3)]
+    eq((child.get("ParentShardId"), child.get("AdjacentParentShardId")),
+       (shard_id(0), shard_id(1)), "ParentShardId and AdjacentParentShardId of the merged shard")
+    eq(hash_range(child), (ranges[0][1], ranges[1][2]), "merged hash key range")
+    check("EndingSequenceNumber" not in child["SequenceNumberRange"], "merged shard is open")
+    for sid in (shard_id(0), shard_id(1)):
+        check("EndingSequenceNumber" in shards[sid]["SequenceNumberRange"],
+              f"merged parent {sid} needs an EndingSequenceNumber")
+    check("EndingSequenceNumber" not in shards[shard_id(2)]["SequenceNumberRange"],
+          "the untouched shard stays open")
+    eq(open_shard_ids(name), [shard_id(2), shard_id(3)], "list_shards AT_LATEST")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["OpenShardCount"], 2, "OpenShardCount after the merge")
+    for key in (0, ranges[1][2]):
+        eq(KINESIS.put_record(StreamName=name, Data=b"post", PartitionKey="k",
+                              ExplicitHashKey=str(key))["ShardId"], shard_id(3),
+           f"PutRecord ExplicitHashKey {key} after the merge")
+    for sid, want in ((shard_id(0), []), (shard_id(1), [b"pre"])):
+        records, last = read_closed(name, sid)
+        eq([r["Data"] for r in records], want, f"records in {sid}")
+        eq(child_shards(last), [(shard_id(3), [shard_id(0), shard_id(1)],
+                                 (ranges[0][1], ranges[1][2]))], f"ChildShards of {sid}")
+    eq([r["Data"] for r in read_all(name, shard_id(3))], [b"post", b"post"],
+       "records in the merged shard")
+
+
+def test_boto3_update_shard_count_uniform_scaling():
+    name = make_stream("scale", shards=2)
+    resp = KINESIS.update_shard_count(StreamName=name, TargetShardCount=4,
+                                      ScalingType="UNIFORM_SCALING")
+    eq((resp["StreamName"], resp["CurrentShardCount"], resp["TargetShardCount"]),
+       (name, 2, 4), "UpdateShardCount output")
+    wait_active(name)
+    latest = KINESIS.list_shards(StreamName=name, ShardFilter={"Type": "AT_LATEST"})["Shards"]
+    eq(sorted(hash_range(s) for s in latest), even_ranges(4), "4 even open hash key ranges")
+    for s in latest:
+        check("EndingSequenceNumber" not in s["SequenceNumberRange"],
+              f"AT_LATEST returned closed shard {s['ShardId']}")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["OpenShardCount"], 4, "OpenShardCount after 2 -> 4")
+    everything = {s["ShardId"]: s for s in KINESIS.list_shards(StreamName=name)["Shards"]}
+    for sid in (shard_id(0), shard_id(1)):
+        check("EndingSequenceNumber" in everything[sid]["SequenceNumberRange"],
+              f"original shard {sid} must be closed")
+    by_range = {hash_range(s): s["ShardId"] for s in latest}
+    for lo, hi in even_ranges(4):
+        for key in (lo, hi):
+            got = KINESIS.put_record(StreamName=name, Data=b"x", PartitionKey="k",
+                                     ExplicitHashKey=str(key))["ShardId"]
+            eq(got, by_range[(lo, hi)], f"PutRecord ExplicitHashKey {key}")
+    msg = expect_error("LimitExceededException", KINESIS.update_shard_count, StreamName=name,
+                       TargetShardCount=9, ScalingType="UNIFORM_SCALING")
+    check(msg, "LimitExceededException should carry a message")
+    expect_error("LimitExceededException", KINESIS.update_shard_count, StreamName=name,
+                 TargetShardCount=1, ScalingType="UNIFORM_SCALING")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["OpenShardCount"], 4, "OpenShardCount after refused updates")
+
+
+def test_cli_split_merge_and_update_shard_count():
+    name = make_stream("clireshard", shards=2)
+    quarter = 2**126
+    cli_error("InvalidArgumentException", "merge-shards", "--stream-name", name,
+              "--shard-to-merge", shard_id(0), "--adjacent-shard-to-merge", shard_id(0))
+    eq(cli("split-shard", "--stream-name", name, "--shard-to-split", shard_id(0),
+           "--new-starting-hash-key", str(quarter)), None, "split-shard output")
+    wait_active(name)
+    shards = cli("list-shards", "--stream-name", name,
+                 "--shard-filter", "Type=AT_LATEST")["Shards"]
+    eq([(s["ShardId"], s.get("ParentShardId"), hash_range(s)) for s in shards],
+       [(shard_id(1), None, (HALF, MAX_HASH)),
+        (shard_id(2), shard_id(0), (0, quarter - 1)),
+        (shard_id(3), shard_id(0), (quarter, HALF - 1))], "open shards after split-shard")
+    eq(cli("merge-shards", "--stream-name", name, "--shard-to-merge", shard_id(2),
+           "--adjacent-shard-to-merge", shard_id(3)), None, "merge-shards output")
+    wait_active(name)
+    shards = cli("list-shards", "--stream-name", name,
+                 "--shard-filter", "Type=AT_LATEST")["Shards"]
+    eq([(s["ShardId"], s.get("ParentShardId"), s.get("AdjacentParentShardId"), hash_range(s))
+        for s in shards],
+       [(shard_id(1), None, None, (HALF, MAX_HASH)),
+        (shard_id(4), shard_id(2), shard_id(3), (0, HALF - 1))], "open shards after merge-shards")
+    out = cli("update-shard-count", "--stream-name", name, "--target-shard-count", "4",
+              "--scaling-type", "UNIFORM_SCALING")
+    eq((out["CurrentShardCount"], out["TargetShardCount"]), (2, 4), "update-shard-count output")
+    wait_active(name)
+    shards = cli("list-shards", "--stream-name", name,
+                 "--shard-filter", "Type=AT_LATEST")["Shards"]
+    eq(sorted(hash_range(s) for s in shards), even_ranges(4), "open shards after 2 -> 4")
+    cli_error("LimitExceededException", "update-shard-count", "--stream-name", name,
+              "--target-shard-count", "9", "--scaling-type", "UNIFORM_SCALING",
+              max_attempts=1)
+
+
+# --------------------------------------------------------------------------- encryption
+
+
+def test_boto3_stream_encryption():
+    name = make_stream("kms")
+    plain = KINESIS.put_record(StreamName=name, Data=b"before", PartitionKey="k")
+    check("EncryptionType" not in plain, "PutRecord on an unencrypted stream returned "
+                                         f"EncryptionType {plain.get('EncryptionType')!r}")
+    resp = KINESIS.start_stream_encryption(StreamName=name, EncryptionType="KMS",
+                                           KeyId="alias/aws/kinesis")
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {},
+       "StartStreamEncryption output")
+    wait_active(name)
+    d = KINESIS.describe_stream(StreamName=name)["StreamDescription"]
+    eq((d.get("EncryptionType"), d.get("KeyId")), ("KMS", "alias/aws/kinesis"),
+       "describe_stream EncryptionType and KeyId")
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq((s.get("EncryptionType"), s.get("KeyId")), ("KMS", "alias/aws/kinesis"),
+       "describe_stream_summary EncryptionType and KeyId")
+    payload = bytes(range(256)) * 64 + b"\x00secret\xff"
+    put = KINESIS.put_record(StreamName=name, Data=payload, PartitionKey="k")
+    eq(put.get("EncryptionType"), "KMS", "PutRecord EncryptionType")
+    batch = KINESIS.put_records(StreamName=name,
+                                Records=[{"Data": b"batch", "PartitionKey": "k"}])
+    eq(batch.get("EncryptionType"), "KMS", "PutRecords EncryptionType")
+    eq(batch["FailedRecordCount"], 0, "FailedRecordCount")
+
+    msg = expect_error("KMSNotFoundException", KINESIS.start_stream_encryption,
+                       StreamName=name, EncryptionType="KMS", KeyId="alias/nope")
+    check(msg, "KMSNotFoundException should carry a message")
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq((s.get("EncryptionType"), s.get("KeyId")), ("KMS", "alias/aws/kinesis"),
+       "encryption after the refused key change")
+
+    KINESIS.stop_stream_encryption(StreamName=name, EncryptionType="KMS",
+                                   KeyId="alias/aws/kinesis")
+    wait_active(name)
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq(s.get("EncryptionType"), "NONE", "EncryptionType after stop")
+    check("KeyId" not in s, f"KeyId after stop: {s.get('KeyId')!r}")
+    after = KINESIS.put_record(StreamName=name, Data=b"after", PartitionKey="k")
+    check("EncryptionType" not in after,
+          f"PutRecord after stop returned EncryptionType {after.get('EncryptionType')!r}")
+    batch = KINESIS.put_records(StreamName=name, Records=[{"Data": b"b2", "PartitionKey": "k"}])
+    check("EncryptionType" not in batch,
+          f"PutRecords after stop returned EncryptionType {batch.get('EncryptionType')!r}")
+
+    records = read_all(name)
+    eq([r["Data"] for r in records], [b"before", payload, b"batch", b"after", b"b2"],
+       "records read back byte-exact")
+    eq([r.get("EncryptionType") for r in records], [None, "KMS", "KMS", None, None],
+       "EncryptionType of each record")
+
+
+def test_cli_stream_encryption():
+    name = make_stream("clikms")
+    eq(cli("start-stream-encryption", "--stream-name", name, "--encryption-type", "KMS",
+           "--key-id", "alias/aws/kinesis"), None, "start-stream-encryption output")
+    wait_active(name)
+    s = cli("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    eq((s.get("EncryptionType"), s.get("KeyId")), ("KMS", "alias/aws/kinesis"), "encryption")
+    out = cli("put-record", "--stream-name", name, "--partition-key", "k",
+              "--data", "sealed via cli")
+    eq(out.get("EncryptionType"), "KMS", "put-record EncryptionType")
+    it = cli("get-shard-iterator", "--stream-name", name, "--shard-id", shard_id(0),
+             "--shard-iterator-type", "TRIM_HORIZON")["ShardIterator"]
+    got = cli("get-records", "--shard-iterator", it)["Records"]
+    eq([(base64.b64decode(r["Data"]), r.get("EncryptionType")) for r in got],
+       [(b"sealed via cli", "KMS")], "get-records")
+    err = cli_error("KMSNotFoundException", "start-stream-encryption", "--stream-name", name,
+                    "--encryption-type", "KMS", "--key-id", "alias/nope")
+    check("alias/nope" in err, f"message should name the key: {err.strip()!r}")
+    eq(cli("stop-stream-encryption", "--stream-name", name, "--encryption-type", "KMS",
+           "--key-id", "alias/aws/kinesis"), None, "stop-stream-encryption output")
+    wait_active(name)
+    out = cli("put-record", "--stream-name", name, "--partition-key", "k", "--data", "plain")
+    check("EncryptionType" not in out, f"put-record after stop: {out}")
+
+
+# --------------------------------------------------------------------------- stream settings
+
+
+def test_boto3_enhanced_monitoring():
+    name = make_stream("mon")
+    resp = KINESIS.enable_enhanced_monitoring(StreamName=name, ShardLevelMetrics=["ALL"])
+    eq(resp["StreamName"], name, "StreamName")
+    eq(resp["CurrentShardLevelMetrics"], [], "CurrentShardLevelMetrics before")
+    eq(len(resp["DesiredShardLevelMetrics"]), 7, "DesiredShardLevelMetrics count with ALL")
+    eq(sorted(resp["DesiredShardLevelMetrics"]), sorted(ALL_METRICS), "metrics with ALL")
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq(sorted(s["EnhancedMonitoring"][0]["ShardLevelMetrics"]), sorted(ALL_METRICS),
+       "EnhancedMonitoring in the summary")
+    resp = KINESIS.disable_enhanced_monitoring(
+        StreamName=name, ShardLevelMetrics=["IncomingBytes", "OutgoingRecords"])
+    rest = sorted(set(ALL_METRICS) - {"IncomingBytes", "OutgoingRecords"})
+    eq(sorted(resp["CurrentShardLevelMetrics"]), sorted(ALL_METRICS), "Current before disable")
+    eq(sorted(resp["DesiredShardLevelMetrics"]), rest, "Desired after disabling two")
+    d = KINESIS.describe_stream(StreamName=name)["StreamDescription"]
+    eq(sorted(d["EnhancedMonitoring"][0]["ShardLevelMetrics"]), rest,
+       "EnhancedMonitoring in describe_stream")
+    resp = KINESIS.disable_enhanced_monitoring(StreamARN=arn_of(name), ShardLevelMetrics=["ALL"])
+    eq(resp["DesiredShardLevelMetrics"], [], "Desired after disabling ALL")
+    expect_error("ValidationException", KINESIS.enable_enhanced_monitoring, StreamName=name,
+                 ShardLevelMetrics=["NoSuchMetric"])
+
+
+def test_boto3_update_max_record_size():
+    name = make_stream("maxrec")
+    arn = arn_of(name)
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       .get("MaxRecordSizeInKiB"), 1024, "default MaxRecordSizeInKiB")
+    big = os.urandom(ONE_MIB + ONE_MIB // 2)
+    expect_error("ValidationException", KINESIS.put_record, StreamName=name, Data=big,
+                 PartitionKey="k")
+    resp = KINESIS.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=2048)
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {},
+       "UpdateMaxRecordSize output")
+    wait_active(name)
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       .get("MaxRecordSizeInKiB"), 2048, "MaxRecordSizeInKiB after the update")
+    seq_int(KINESIS.put_record(StreamName=name, Data=big, PartitionKey="k")["SequenceNumber"])
+    batch = KINESIS.put_records(StreamName=name, Records=[{"Data": big, "PartitionKey": "b"}])
+    eq(batch["FailedRecordCount"], 0, "PutRecords of a 1.5 MiB record")
+    records = read_all(name)
+    eq(len(records), 2, "records read")
+    check(all(r["Data"] == big for r in records), "1.5 MiB records differ after the round trip")
+    expect_error("ValidationException", KINESIS.put_record, StreamName=name,
+                 Data=os.urandom(2 * ONE_MIB), PartitionKey="k")
+    msg = expect_error("ValidationException", KINESIS.update_max_record_size, StreamARN=arn,
+                       MaxRecordSizeInKiB=10241)
+    check("10240" in msg, f"message should state the 10240 maximum: {msg!r}")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       .get("MaxRecordSizeInKiB"), 2048, "MaxRecordSizeInKiB after the refused update")
+
+
+def test_boto3_update_stream_mode_on_demand():
+    name = make_stream("mode", shards=2)
+    arn = arn_of(name)
+    before = KINESIS.describe_limits()["OnDemandStreamCount"]
+    resp = KINESIS.update_stream_mode(StreamARN=arn,
+                                      StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {},
+       "UpdateStreamMode output")
+    wait_active(name)
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq(s["StreamModeDetails"]["StreamMode"], "ON_DEMAND", "summary StreamMode")
+    d = KINESIS.describe_stream(StreamName=name)["StreamDescription"]
+    eq(d["StreamModeDetails"]["StreamMode"], "ON_DEMAND", "describe_stream StreamMode")
+    eq(KINESIS.describe_limits()["OnDemandStreamCount"], before + 1, "OnDemandStreamCount")
+    msg = expect_error("ValidationException", KINESIS.split_shard, StreamName=name,
+                       ShardToSplit=shard_id(0), NewStartingHashKey=str(2**126))
+    check(msg, "ValidationException should carry a message")
+    put = KINESIS.put_record(StreamName=name, Data=b"od", PartitionKey="k")
+    check(put["ShardId"] in open_shard_ids(name), f"ON_DEMAND write went to {put['ShardId']}")
+    KINESIS.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "PROVISIONED"})
+    wait_active(name)
+    s = KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq(s["StreamModeDetails"]["StreamMode"], "PROVISIONED", "StreamMode after switching back")
+
+
+def test_cli_stream_settings():
+    name = make_stream("cliset")
+    arn = arn_of(name)
+    out = cli("enable-enhanced-monitoring", "--stream-name", name,
+              "--shard-level-metrics", "ALL")
+    eq(sorted(out["DesiredShardLevelMetrics"]), sorted(ALL_METRICS), "enable ALL")
+    out = cli("disable-enhanced-monitoring", "--stream-name", name,
+              "--shard-level-metrics", "IncomingBytes", "IteratorAgeMilliseconds")
+    eq(sorted(out["DesiredShardLevelMetrics"]),
+       sorted(set(ALL_METRICS) - {"IncomingBytes", "IteratorAgeMilliseconds"}), "disable two")
+    eq(cli("update-max-record-size", "--stream-arn", arn, "--max-record-size-in-ki-b", "2048"),
+       None, "update-max-record-size output")
+    cli_error("ValidationException", "update-max-record-size", "--stream-arn", arn,
+              "--max-record-size-in-ki-b", "10241")
+    eq(cli("update-stream-mode", "--stream-arn", arn,
+           "--stream-mode-details", "StreamMode=ON_DEMAND"), None, "update-stream-mode output")
+    wait_active(name)
+    s = cli("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    eq(s["StreamModeDetails"]["StreamMode"], "ON_DEMAND", "StreamMode")
+    eq(s.get("MaxRecordSizeInKiB"), 2048, "MaxRecordSizeInKiB")
+    cli_error("ValidationException", "split-shard", "--stream-name", name,
+              "--shard-to-split", shard_id(0), "--new-starting-hash-key", str(HALF))
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+def consumer_arn_pattern(name, consumer):
+    return re.escape(f"{arn_of(name)}/consumer/{consumer}:") + r"[0-9]+"
+
+
+def wait_consumer_active(consumer_arn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        d = KINESIS.describe_stream_consumer(ConsumerARN=consumer_arn)["ConsumerDescription"]
+        if d["ConsumerStatus"] == "ACTIVE":
+            return d
+        if time.monotonic() > deadline:
+            raise AssertionError(f"consumer still {d['ConsumerStatus']} after {timeout}s")
+        time.sleep(0.1)
+
+
+def wait_consumer_gone(stream_arn, consumer, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        names = [c["ConsumerName"] for c in
+                 KINESIS.list_stream_consumers(StreamARN=stream_arn)["Consumers"]]
+        if consumer not in names:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"consumer {consumer} still listed {timeout}s after deregister")
+        time.sleep(0.1)
+
+
+def test_boto3_stream_consumers():
+    name = make_stream("cons")
+    arn = arn_of(name)
+    c = KINESIS.register_stream_consumer(StreamARN=arn, ConsumerName="c1")["Consumer"]
+    eq(c["ConsumerName"], "c1", "ConsumerName")
+    check(re.fullmatch(consumer_arn_pattern(name, "c1"), c["ConsumerARN"]),
+          f"ConsumerARN {c['ConsumerARN']!r} should be {arn}/consumer/c1:<creation seconds>")
+    check(c["ConsumerStatus"] in ("CREATING", "ACTIVE"), f"ConsumerStatus {c['ConsumerStatus']}")
+    check(isinstance(c["ConsumerCreationTimestamp"], datetime.datetime),
+          "ConsumerCreationTimestamp must parse as a datetime")
+    c1 = c["ConsumerARN"]
+    d = wait_consumer_active(c1)
+    eq((d["ConsumerName"], d["ConsumerARN"], d["StreamARN"]), ("c1", c1, arn),
+       "describe_stream_consumer by ConsumerARN")
+    d = KINESIS.describe_stream_consumer(StreamARN=arn,
+                                         ConsumerName="c1")["ConsumerDescription"]
+    eq((d["ConsumerName"], d["ConsumerARN"], d["StreamARN"], d["ConsumerStatus"]),
+       ("c1", c1, arn, "ACTIVE"), "describe_stream_consumer by StreamARN and ConsumerName")
+    c2 = KINESIS.register_stream_consumer(StreamARN=arn, ConsumerName="c2")["Consumer"]
+    wait_consumer_active(c2["ConsumerARN"])
+    listed = KINESIS.list_stream_consumers(StreamARN=arn)["Consumers"]
+    eq(sorted((x["ConsumerName"], x["ConsumerARN"]) for x in listed),
+       [("c1", c1), ("c2", c2["ConsumerARN"])], "list_stream_consumers")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["ConsumerCount"], 2, "ConsumerCount")
+    msg = expect_error("ResourceInUseException", KINESIS.register_stream_consumer,
+                       StreamARN=arn, ConsumerName="c1")
+    check("c1" in msg, f"message should name the consumer: {msg!r}")
+    expect_error("ResourceNotFoundException", KINESIS.register_stream_consumer,
+                 StreamARN=arn_of(unique("nostream")), ConsumerName="c1")
+
+    KINESIS.tag_resource(ResourceARN=c1, Tags={"team": "reads", "tier": "1"})
+    eq(sorted((t["Key"], t["Value"]) for t in
+              KINESIS.list_tags_for_resource(ResourceARN=c1)["Tags"]),
+       [("team", "reads"), ("tier", "1")], "consumer tags")
+    KINESIS.untag_resource(ResourceARN=c1, TagKeys=["tier"])
+    eq(KINESIS.list_tags_for_resource(ResourceARN=c1)["Tags"],
+       [{"Key": "team", "Value": "reads"}], "consumer tags after untag")
+    eq(KINESIS.list_tags_for_stream(StreamName=name)["Tags"], [],
+       "consumer tags are not stream tags")
+
+    KINESIS.deregister_stream_consumer(StreamARN=arn, ConsumerName="c2")
+    wait_consumer_gone(arn, "c2")
+    expect_error("ResourceNotFoundException", KINESIS.describe_stream_consumer,
+                 ConsumerARN=c2["ConsumerARN"])
+    msg = expect_error("ResourceInUseException", KINESIS.delete_stream, StreamName=name)
+    check(msg, "ResourceInUseException should carry a message")
+    eq(KINESIS.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+       ["StreamStatus"], "ACTIVE", "stream after the refused delete")
+    KINESIS.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    KINESIS.get_waiter("stream_not_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+
+
+def test_boto3_deregister_consumer_then_delete_stream():
+    name = make_stream("dereg")
+    arn = arn_of(name)
+    c = KINESIS.register_stream_consumer(StreamARN=arn, ConsumerName="only")["Consumer"]
+    wait_consumer_active(c["ConsumerARN"])
+    KINESIS.deregister_stream_consumer(ConsumerARN=c["ConsumerARN"])
+    wait_consumer_gone(arn, "only")
+    eq(KINESIS.list_stream_consumers(StreamARN=arn)["Consumers"], [], "consumers after deregister")
+    KINESIS.delete_stream(StreamName=name)
+    KINESIS.get_waiter("stream_not_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+
+
+def test_cli_stream_consumers():
+    name = make_stream("clicons")
+    arn = arn_of(name)
+    c = cli("register-stream-consumer", "--stream-arn", arn, "--consumer-name", "cc")["Consumer"]
+    check(re.fullmatch(consumer_arn_pattern(name, "cc"), c["ConsumerARN"]),
+          f"ConsumerARN {c['ConsumerARN']!r}")
+    wait_consumer_active(c["ConsumerARN"])
+    d = cli("describe-stream-consumer", "--consumer-arn", c["ConsumerARN"])["ConsumerDescription"]
+    eq((d["ConsumerName"], d["StreamARN"], d["ConsumerStatus"]), ("cc", arn, "ACTIVE"),
+       "describe-stream-consumer --consumer-arn")
+    d = cli("describe-stream-consumer", "--stream-arn", arn,
+            "--consumer-name", "cc")["ConsumerDescription"]
+    eq(d["ConsumerARN"], c["ConsumerARN"], "describe-stream-consumer by name")
+    out = cli("list-stream-consumers", "--stream-arn", arn)
+    eq([x["ConsumerName"] for x in out["Consumers"]], ["cc"], "list-stream-consumers")
+    cli_error("ResourceInUseException", "register-stream-consumer", "--stream-arn", arn,
+              "--consumer-name", "cc")
+    cli_error("ResourceInUseException", "delete-stream", "--stream-name", name)
+    eq(cli("deregister-stream-consumer", "--consumer-arn", c["ConsumerARN"]), None,
+       "deregister-stream-consumer output")
+    wait_consumer_gone(arn, "cc")
+    cli_error("ResourceNotFoundException", "describe-stream-consumer",
+              "--consumer-arn", c["ConsumerARN"])
+
+
+# --------------------------------------------------------------------------- resource policies
+
+
+def sample_policy(resource_arn, action="kinesis:GetRecords"):
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "reader", "Effect": "Allow",
+                       "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                       "Action": action, "Resource": resource_arn}],
+    })
+
+
+def test_boto3_resource_policy():
+    name = make_stream("policy")
+    arn = arn_of(name)
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], "{}", "policy before any put")
+    first = sample_policy(arn)
+    resp = KINESIS.put_resource_policy(ResourceARN=arn, Policy=first)
+    eq({k: v for k, v in resp.items() if k != "ResponseMetadata"}, {},
+       "PutResourcePolicy output")
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], first, "policy after put")
+    second = sample_policy(arn, ["kinesis:GetRecords", "kinesis:DescribeStreamSummary"])
+    KINESIS.put_resource_policy(ResourceARN=arn, Policy=second)
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], second, "policy replaced")
+    expect_error("InvalidArgumentException", KINESIS.put_resource_policy, ResourceARN=arn,
+                 Policy="not json")
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], second,
+       "policy after the refused put")
+    KINESIS.delete_resource_policy(ResourceARN=arn)
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], "{}", "policy after delete")
+    expect_error("ResourceNotFoundException", KINESIS.get_resource_policy,
+                 ResourceARN=arn_of(unique("nopolicy")))
+
+    consumer = KINESIS.register_stream_consumer(StreamARN=arn,
+                                                ConsumerName="pc")["Consumer"]["ConsumerARN"]
+    wait_consumer_active(consumer)
+    eq(KINESIS.get_resource_policy(ResourceARN=consumer)["Policy"], "{}", "consumer policy")
+    cpol = sample_policy(consumer, "kinesis:SubscribeToShard")
+    KINESIS.put_resource_policy(ResourceARN=consumer, Policy=cpol)
+    eq(KINESIS.get_resource_policy(ResourceARN=consumer)["Policy"], cpol,
+       "consumer policy after put")
+    eq(KINESIS.get_resource_policy(ResourceARN=arn)["Policy"], "{}",
+       "a consumer's policy is not the stream's")
+
+
+def test_cli_resource_policy():
+    name = make_stream("clipolicy")
+    arn = arn_of(name)
+    eq(cli("get-resource-policy", "--resource-arn", arn)["Policy"], "{}", "policy before put")
+    policy = sample_policy(arn)
+    eq(cli("put-resource-policy", "--resource-arn", arn, "--policy", policy), None,
+       "put-resource-policy output")
+    eq(cli("get-resource-policy", "--resource-arn", arn)["Policy"], policy, "policy after put")
+    cli_error("InvalidArgumentException", "put-resource-policy", "--resource-arn", arn,
+              "--policy", "not json")
+    eq(cli("delete-resource-policy", "--resource-arn", arn), None,
+       "delete-resource-policy output")
+    eq(cli("get-resource-policy", "--resource-arn", arn)["Policy"], "{}", "policy after delete")
+
+
+# --------------------------------------------------------------------------- throughput limits
+#
+# test_limits_* run against the suite's own server with the default `--limits aws`; their
+# client makes exactly one attempt per call (total_max_attempts=1: botocore's retries
+# `max_attempts` counts retries, so max_attempts=1 would still retry throttling once).
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def limited_server():
+    """The boto3 client of the suite's limits-on server, starting the server on first use."""
+    if "client" in LIMITED:
+        return LIMITED["client"]
+    if "error" in LIMITED:
+        raise AssertionError(LIMITED["error"])
+    if not RIVULET_BIN:
+        LIMITED["error"] = "no server binary for the limits-on server: pass --rivulet-bin " \
+                           "or set $RIVULET_BIN"
+        raise AssertionError(LIMITED["error"])
+    root = tempfile.mkdtemp(prefix="rivulet-limits-")
+    port = free_port()
+    # Only defaults: no RIVULET_LIMITS, RIVULET_SHARD_* or other overrides from outside.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVULET_")}
+    with open(os.path.join(root, "server.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [RIVULET_BIN, "serve", "--listen", f"127.0.0.1:{port}",
+             "--data-dir", os.path.join(root, "data")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+    LIMITED.update(proc=proc, root=root, endpoint=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 10
+    while True:
+        if proc.poll() is not None:
+            LIMITED["error"] = f"limits-on server exited {proc.returncode} at startup: " \
+                               f"{limited_log_tail()}"
+            raise AssertionError(LIMITED["error"])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                LIMITED["error"] = f"limits-on server not accepting connections on port " \
+                                   f"{port} after 10s: {limited_log_tail()}"
+                raise AssertionError(LIMITED["error"]) from None
+            time.sleep(0.1)
+    print(f"   (limits-on server at {LIMITED['endpoint']}, pid {proc.pid})", flush=True)
+    LIMITED["client"] = boto3.client(
+        "kinesis", endpoint_url=LIMITED["endpoint"], region_name=REGION,
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1},
+                      connect_timeout=5, read_timeout=60, max_pool_connections=32))
+    return LIMITED["client"]
+
+
+def limited_log_tail(lines=20):
+    try:
+        with open(os.path.join(LIMITED["root"], "server.log"), errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return "(no server log)"
+
+
+def stop_limited_server(show_log=False):
+    """Stop the limits-on server (if started) and remove its data. Returns False if it
+    came up and then exited on its own; its log is shown then, or when show_log."""
+    proc = LIMITED.get("proc")
+    alive = True
+    if proc is not None:
+        alive = proc.poll() is None
+        if alive:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if not alive or show_log:
+            state = "running" if alive else f"exited {proc.returncode}"
+            print(f"-- limits-on server ({state}), last lines of its log --\n"
+                  f"{limited_log_tail()}", flush=True)
+        if "client" not in LIMITED:
+            alive = True  # it never came up; the tests that needed it failed saying so
+    if LIMITED.get("root"):
+        shutil.rmtree(LIMITED["root"], ignore_errors=True)
+    LIMITED.clear()
+    return alive
+
+
+def limited_stream(label, shards=1):
+    """Create a stream on the limits-on server and wait until it is ACTIVE."""
+    k = limited_server()
+    name = unique(label)
+    LIMITED_CREATED.append(name)
+    k.create_stream(StreamName=name, ShardCount=shards)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            status = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+                "StreamStatus"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "LimitExceededException":
+                raise
+            status = "(throttled)"
+        if status == "ACTIVE":
+            return name
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {name} still {status} after 10s")
+        time.sleep(0.1)
+
+
+def burst(fn, calls):
+    """Make the calls fn(**kwargs) for each kwargs in `calls` at once, one thread each,
+    released together. Returns [(response or None, ClientError or None)] in call order."""
+    gate = threading.Barrier(len(calls))
+
+    def one(kwargs):
+        gate.wait(timeout=30)
+        try:
+            return fn(**kwargs), None
+        except ClientError as e:
+            return None, e
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(one, calls))
+
+
+def rate_message(stream, shard=0):
+    return f"Rate exceeded for shard {shard_id(shard)} in stream {stream} under account {ACCOUNT}."
+
+
+def check_throttle(e, code, what):
+    eq(e.response["Error"]["Code"], code, f"{what}: error code")
+    eq(e.response["ResponseMetadata"]["HTTPStatusCode"], 400, f"{what}: HTTP status")
+    eq(e.response["ResponseMetadata"].get("RetryAttempts"), 0, f"{what}: retries")
+    return e.response["Error"].get("Message", "")
+
+
+def hot_batches(n, size=500, every=100):
+    """n PutRecords batches: every `every`-th record to shard 1 of a 2-shard stream, the
+    rest pinned to shard 0 by ExplicitHashKey 0."""
+    return [[{"Data": f"b{b}-{i}".encode(), "PartitionKey": "p",
+              "ExplicitHashKey": str(HALF) if i % every == 0 else "0"}
+             for i in range(size)] for b in range(n)]
+
+
+def test_boto3_limits_off_server_does_not_throttle():
+    """The shared server runs --limits off: the bursts the limits tests use all pass."""
+    name = make_stream("nolimits", shards=2)
+    results = burst(KINESIS.put_records,
+                    [{"StreamName": name, "Records": b} for b in hot_batches(3)])
+    for i, (resp, err) in enumerate(results):
+        check(err is None, f"PutRecords {i} failed: {err}")
+        eq(resp["FailedRecordCount"], 0, f"FailedRecordCount of PutRecords {i}")
+    it = iterator(name, shard_id(0), "TRIM_HORIZON")
+    results = burst(KINESIS.get_records, [{"ShardIterator": it, "Limit": 1}] * 12)
+    errors = [e.response["Error"]["Code"] for _, e in results if e is not None]
+    eq(errors, [], "errors of 12 concurrent GetRecords with limits off")
+    results = burst(KINESIS.describe_limits, [{}] * 3)
+    errors = [e.response["Error"]["Code"] for _, e in results if e is not None]
+    eq(errors, [], "errors of 3 concurrent DescribeLimits with limits off")
+
+
+def test_limits_put_records_throttled_per_shard():
+    k = limited_server()
+    name = limited_stream("burst", shards=2)
+    batches = hot_batches(4)  # 1,980 records to shard 0 and 20 to shard 1, all at once
+    results = burst(k.put_records, [{"StreamName": name, "Records": b} for b in batches])
+    admitted0 = refused = 0
+    for b, (resp, err) in enumerate(results):
+        check(err is None, f"PutRecords {b} failed as a whole: {err}")
+        eq(resp["ResponseMetadata"].get("RetryAttempts"), 0, "retries")
+        eq(len(resp["Records"]), 500, f"result entries of PutRecords {b}")
+        failed_here = 0
+        for i, r in enumerate(resp["Records"]):
+            to_shard1 = i % 100 == 0
+            if "ErrorCode" in r:
+                check(not to_shard1, f"PutRecords {b} record {i} to {shard_id(1)} was refused "
+                                     f"while only shard 0 is over its rate: {r}")
+                eq(r["ErrorCode"], "ProvisionedThroughputExceededException", "ErrorCode")
+                eq(r.get("ErrorMessage"), rate_message(name, 0), "ErrorMessage")
+                check("SequenceNumber" not in r and "ShardId" not in r,
+                      f"a refused record has no SequenceNumber or ShardId: {r}")
+                failed_here += 1
+            else:
+                eq(r.get("ShardId"), shard_id(1 if to_shard1 else 0),
+                   f"ShardId of PutRecords {b} record {i}")
+                seq_int(r["SequenceNumber"])
+                admitted0 += not to_shard1
+        eq(resp["FailedRecordCount"], failed_here, f"FailedRecordCount of PutRecords {b}")
+        refused += failed_here
+    check(refused > 0, "1,980 records to one shard at once: none refused "
+                       "(a shard takes 1,000 records/s)")
+    check(admitted0 >= 1000, f"only {admitted0} of 1,980 records admitted to a fresh shard "
+                             "(it takes 1,000 records/s)")
+    eq(admitted0 + refused, 1980, "admitted + refused records to shard 0")
+    # What was admitted is what the shards hold.
+    got = {}
+    for n in (0, 1):
+        it = k.get_shard_iterator(StreamName=name, ShardId=shard_id(n),
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        got[n] = len(k.get_records(ShardIterator=it, Limit=10000)["Records"])
+    eq(got, {0: admitted0, 1: 20}, "records read back per shard")
+
+
+def test_limits_put_record_throttled_then_recovers():
+    k = limited_server()
+    name = limited_stream("putrec")
+    data = os.urandom(ONE_MIB - 1)  # with the 1-byte key: one second of a shard's 1 MiB/s
+    eq(k.put_record(StreamName=name, Data=data, PartitionKey="k")["ShardId"], shard_id(0),
+       "first 1 MiB record")
+    err = None
+    for _ in range(4):
+        try:
+            k.put_record(StreamName=name, Data=data, PartitionKey="k")
+        except ClientError as e:
+            err = e
+            break
+    check(err is not None, "5 MiB in a row to one shard: PutRecord never throttled "
+                           "(a shard takes 1 MiB/s)")
+    msg = check_throttle(err, "ProvisionedThroughputExceededException", "PutRecord")
+    eq(msg, rate_message(name, 0), "PutRecord throttle message")
+    time.sleep(1.2)
+    seq_int(k.put_record(StreamName=name, Data=b"again", PartitionKey="k")["SequenceNumber"])
+
+
+def test_limits_get_records_throttled_then_recovers():
+    k = limited_server()
+    name = limited_stream("reads")
+    k.put_record(StreamName=name, Data=b"r", PartitionKey="k")
+    it = k.get_shard_iterator(StreamName=name, ShardId=shard_id(0),
+                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    results = burst(k.get_records, [{"ShardIterator": it}] * 12)
+    oks = [r for r, _ in results if r is not None]
+    errors = [e for _, e in results if e is not None]
+    check(errors, "12 concurrent GetRecords on one shard: none throttled (5 calls/s)")
+    check(oks, "12 concurrent GetRecords on a fresh shard: none succeeded")
+    for e in errors:
+        msg = check_throttle(e, "ProvisionedThroughputExceededException", "GetRecords")
+        eq(msg, rate_message(name, 0), "GetRecords throttle message")
+    for r in oks:
+        eq([x["Data"] for x in r["Records"]], [b"r"], "records of an admitted GetRecords")
+    time.sleep(1.2)
+    eq([x["Data"] for x in k.get_records(ShardIterator=it)["Records"]], [b"r"],
+       "GetRecords a second later")
+
+
+def test_limits_get_shard_iterator_throttled():
+    k = limited_server()
+    name = limited_stream("iters")
+    results = burst(k.get_shard_iterator,
+                    [{"StreamName": name, "ShardId": shard_id(0),
+                      "ShardIteratorType": "LATEST"}] * 12)
+    oks = [r for r, _ in results if r is not None]
+    errors = [e for _, e in results if e is not None]
+    check(errors, "12 concurrent GetShardIterator on one shard: none throttled (5 calls/s)")
+    check(oks, "12 concurrent GetShardIterator on a fresh shard: none succeeded")
+    for e in errors:
+        msg = check_throttle(e, "ProvisionedThroughputExceededException", "GetShardIterator")
+        check(shard_id(0) in msg, f"message should name the shard: {msg!r}")
+    time.sleep(1.2)
+    k.get_shard_iterator(StreamName=name, ShardId=shard_id(0), ShardIteratorType="LATEST")
+
+
+def test_limits_control_plane_describe_limits():
+    k = limited_server()
+    time.sleep(1.1)  # a full bucket, whatever ran before
+    results = burst(k.describe_limits, [{}] * 3)
+    oks = [r for r, _ in results if r is not None]
+    errors = [e for _, e in results if e is not None]
+    check(errors, "3 concurrent DescribeLimits: none throttled (1 call/s)")
+    check(oks, "3 concurrent DescribeLimits after a quiet second: none succeeded")
+    for e in errors:
+        check_throttle(e, "LimitExceededException", "DescribeLimits")
+    time.sleep(1.2)
+    check(isinstance(k.describe_limits()["ShardLimit"], int), "DescribeLimits a second later")
+
+
+def test_limits_account_settings_and_warm_throughput():
+    """On the limits-on server, the only test that touches its account settings: the
+    commitment cannot be disabled for 24 hours once enabled."""
+    k = limited_server()
+    c = k.describe_account_settings()["MinimumThroughputBillingCommitment"]
+    eq(c["Status"], "DISABLED", "commitment of a fresh account")
+    out = cli("describe-account-settings", endpoint=LIMITED["endpoint"], max_attempts=1)
+    eq(out["MinimumThroughputBillingCommitment"]["Status"], "DISABLED",
+       "describe-account-settings")
+    name = limited_stream("warm")
+    arn = arn_of(name)
+    k.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    c = k.update_account_settings(
+        MinimumThroughputBillingCommitment={"Status": "ENABLED"}
+    )["MinimumThroughputBillingCommitment"]
+    eq(c["Status"], "ENABLED", "UpdateAccountSettings output")
+    check(isinstance(c.get("StartedAt"), datetime.datetime), f"StartedAt: {c}")
+    c = k.describe_account_settings()["MinimumThroughputBillingCommitment"]
+    eq(c["Status"], "ENABLED", "commitment after enabling")
+    expect_error("ValidationException", k.update_account_settings,
+                 MinimumThroughputBillingCommitment={"Status": "DISABLED"})
+    cli_error("ValidationException", "update-account-settings",
+              "--minimum-throughput-billing-commitment", "Status=DISABLED",
+              endpoint=LIMITED["endpoint"], max_attempts=1)
+    eq(k.describe_account_settings()["MinimumThroughputBillingCommitment"]["Status"],
+       "ENABLED", "commitment within its first 24 hours")
+    resp = k.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=100)
+    eq((resp.get("StreamName"), resp.get("StreamARN")), (name, arn), "stream of the output")
+    eq(resp["WarmThroughput"]["TargetMiBps"], 100, "WarmThroughput TargetMiBps")
+    s = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    eq(s["StreamModeDetails"]["StreamMode"], "ON_DEMAND", "StreamMode")
+    eq(s.get("WarmThroughput", {}).get("TargetMiBps"), 100, "summary WarmThroughput TargetMiBps")
+
+
+
 # --------------------------------------------------------------------------- runner
 
 
@@ -978,7 +1866,9 @@ def main():
             finally:
                 cleanup_streams()
     finally:
-        stop_limited_server(show_log=failed > 0)
+        if not stop_limited_server(show_log=failed > 0):
+            failed += 1
+            print("FAIL limits-on server: it exited during the tests", flush=True)
     print(f"python: {passed} passed, {failed} failed", flush=True)
     if args.counts_file:
         with open(args.counts_file, "w") as f:

@@ -471,6 +471,8 @@ async fn writes_during_resharding_keep_per_key_order() {
     for p in producers {
         p.await.unwrap();
     }
+    // Everything, lineage included, is read back after a restart.
+    let s = s.restart().await;
 
     let mut read: HashMap<String, Vec<u64>> = HashMap::new();
     let mut all = shards(&s.client, "live").await;
