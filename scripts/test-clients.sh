@@ -156,6 +156,7 @@ run_suite() {
 
 run_suite python "$VENV/bin/python" tests/clients/test_boto3_cli.py --rivulet-bin "$RIVULET_BIN"
 run_suite js node "$JS_DIR/test.mjs"
+run_suite constraints "$VENV/bin/python" tests/clients/test_model_constraints.py
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "rivulet exited during the tests; server log:" >&2

@@ -1417,6 +1417,32 @@ def test_boto3_deregister_consumer_then_delete_stream():
         StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
 
 
+def test_boto3_subscribe_to_shard():
+    """Enhanced fan-out through boto3: an HTTP/1.1 event stream that botocore accepts only if
+    it starts with an initial-response event."""
+    name = make_stream("efo")
+    arn = arn_of(name)
+    sent = [KINESIS.put_record(StreamName=name, PartitionKey="k", Data=f"r{i}".encode())
+            for i in range(3)]
+    c = KINESIS.register_stream_consumer(StreamARN=arn, ConsumerName="pusher")["Consumer"]
+    wait_consumer_active(c["ConsumerARN"])
+    out = KINESIS.subscribe_to_shard(ConsumerARN=c["ConsumerARN"], ShardId=shard_id(0),
+                                     StartingPosition={"Type": "TRIM_HORIZON"})
+    events = iter(out["EventStream"])
+    first = next(events)["SubscribeToShardEvent"]
+    eq([r["Data"] for r in first["Records"]], [b"r0", b"r1", b"r2"], "records pushed")
+    eq(first["ContinuationSequenceNumber"], sent[2]["SequenceNumber"], "ContinuationSequenceNumber")
+    check(isinstance(first["Records"][0]["ApproximateArrivalTimestamp"], datetime.datetime),
+          "ApproximateArrivalTimestamp must parse as a datetime")
+    later = KINESIS.put_record(StreamName=name, PartitionKey="k", Data=b"live")
+    event = next(events)["SubscribeToShardEvent"]
+    eq([r["Data"] for r in event["Records"]], [b"live"], "a record written during the subscription")
+    eq(event["ContinuationSequenceNumber"], later["SequenceNumber"], "ContinuationSequenceNumber")
+    expect_error("ResourceInUseException", KINESIS.subscribe_to_shard, ConsumerARN=c["ConsumerARN"],
+                 ShardId=shard_id(0), StartingPosition={"Type": "LATEST"})
+    out["EventStream"].close()
+
+
 def test_cli_stream_consumers():
     name = make_stream("clicons")
     arn = arn_of(name)

@@ -27,6 +27,8 @@ import {
   PutRecordsCommand,
   ResourceInUseException,
   ResourceNotFoundException,
+  RegisterStreamConsumerCommand,
+  SubscribeToShardCommand,
   paginateListStreams,
   waitUntilStreamExists,
   waitUntilStreamNotExists,
@@ -274,13 +276,45 @@ test("delete stream and wait until it is gone", async () => {
   await expectError(ResourceNotFoundException, new DescribeStreamSummaryCommand({ StreamName: name }));
 });
 
+test("SubscribeToShard pushes records over an HTTP/2 event stream", async () => {
+  const name = await makeStream("efo");
+  const streamArn = `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/${name}`;
+  await client.send(new PutRecordCommand({ StreamName: name, PartitionKey: "k", Data: Buffer.from("first") }));
+  const { Consumer } = await client.send(
+    new RegisterStreamConsumerCommand({ StreamARN: streamArn, ConsumerName: "h2" }),
+  );
+  const out = await client.send(
+    new SubscribeToShardCommand({
+      ConsumerARN: Consumer.ConsumerARN,
+      ShardId: "shardId-000000000000",
+      StartingPosition: { Type: "TRIM_HORIZON" },
+    }),
+  );
+  const events = out.EventStream[Symbol.asyncIterator]();
+  const first = (await events.next()).value.SubscribeToShardEvent;
+  if (Buffer.from(first.Records[0].Data).toString() !== "first") {
+    throw new Failure(`first record: ${JSON.stringify(first.Records)}`);
+  }
+  const put = await client.send(
+    new PutRecordCommand({ StreamName: name, PartitionKey: "k", Data: Buffer.from("live") }),
+  );
+  const live = (await events.next()).value.SubscribeToShardEvent;
+  if (Buffer.from(live.Records[0].Data).toString() !== "live") {
+    throw new Failure(`live record: ${JSON.stringify(live.Records)}`);
+  }
+  if (live.ContinuationSequenceNumber !== put.SequenceNumber) {
+    throw new Failure(`ContinuationSequenceNumber ${live.ContinuationSequenceNumber} != ${put.SequenceNumber}`);
+  }
+  await events.return?.();
+});
+
 // ------------------------------------------------------------------ runner
 
 async function cleanup() {
   while (created.length) {
     const name = created.pop();
     try {
-      await client.send(new DeleteStreamCommand({ StreamName: name }));
+      await client.send(new DeleteStreamCommand({ StreamName: name, EnforceConsumerDeletion: true }));
     } catch {
       // already gone
     }

@@ -546,6 +546,8 @@ async fn on_demand_streams_split_a_hot_shard_by_themselves() {
         s.advance_ms(1000);
         s.tick().await;
     }
+    // The split survives a restart.
+    let s = s.restart().await;
     let all = shards(&s.client, "od").await;
     assert_eq!(all.len(), 6, "shard 0 split into two children: {all:?}");
     assert!(
