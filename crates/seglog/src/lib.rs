@@ -9,6 +9,7 @@
 
 mod error;
 pub mod format;
+pub mod fs;
 mod log;
 
 pub use error::{Error, Result};

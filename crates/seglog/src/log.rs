@@ -7,9 +7,7 @@
 //! caller asked for. The published state lives behind `segments`, a read-write lock held
 //! only to copy a few numbers, never across I/O.
 
-use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,6 +16,7 @@ use crate::format::{
     self, BATCH_HEADER_LEN, BATCH_LEN_MAX, IndexEntry, IndexFile, Record, RecordRef,
     SEGMENT_HEADER_LEN,
 };
+use crate::fs::{Fs, FsFile, StdFs};
 
 /// Tuning of one log. Both numbers trade start-up and retention granularity against file
 /// count.
@@ -74,11 +73,11 @@ pub struct TrimReport {
 }
 
 /// A segment as readers see it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Segment {
     base_position: u64,
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn FsFile>,
     /// Published bytes, header included.
     len: u64,
     /// One past the last published record.
@@ -91,7 +90,7 @@ struct Segment {
 
 /// The active segment as the writer sees it, ahead of what is published.
 struct Writer {
-    file: Arc<File>,
+    file: Arc<dyn FsFile>,
     path: PathBuf,
     offset: u64,
     next_position: u64,
@@ -106,6 +105,7 @@ struct Writer {
 }
 
 pub struct Log {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     config: LogConfig,
     writer: Mutex<Writer>,
@@ -118,34 +118,38 @@ impl Log {
     /// segment is truncated, indexes are checked or rebuilt, and any other damage is an
     /// `Error::Corrupt` naming the file and offset.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Log::open_with(Arc::new(StdFs), dir, config)
+    }
+
+    /// `open` on a given file system (`SimFs` in power-loss tests).
+    pub fn open_with(fs: Arc<dyn Fs>, dir: &Path, config: LogConfig) -> Result<Log> {
+        let fs_ref: &dyn Fs = &*fs;
+        fs_ref.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut bases = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in fs_ref.list(dir).map_err(|e| Error::io(dir, e))? {
             if name.ends_with(".tmp") {
-                remove_file(&entry.path())?;
+                remove_file(fs_ref, &dir.join(&name))?;
             } else if let Some(base) = name.strip_suffix(".seg").and_then(|s| s.parse().ok()) {
                 bases.push(base);
             }
         }
         bases.sort_unstable();
-        remove_orphan_indexes(dir, &bases)?;
+        remove_orphan_indexes(fs_ref, dir, &bases)?;
 
         let mut recovery = Recovery::default();
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         if bases.is_empty() {
-            segments.push(create_segment(dir, 0)?);
-            sync_dir(dir)?;
+            segments.push(create_segment(fs_ref, dir, 0)?);
+            sync_dir(fs_ref, dir)?;
         }
         for (i, &base) in bases.iter().enumerate() {
             let is_active = i + 1 == bases.len();
             let segment = if is_active {
-                let (segment, truncated) = open_active(dir, base, config)?;
+                let (segment, truncated) = open_active(fs_ref, dir, base, config)?;
                 recovery.truncated_bytes = truncated;
                 segment
             } else {
-                let (segment, rebuilt) = open_sealed(dir, base, config)?;
+                let (segment, rebuilt) = open_sealed(fs_ref, dir, base, config)?;
                 recovery.rebuilt_indexes += usize::from(rebuilt);
                 segment
             };
@@ -183,6 +187,7 @@ impl Log {
             buf: Vec::new(),
         };
         Ok(Log {
+            fs,
             dir: dir.to_owned(),
             config,
             writer: Mutex::new(writer),
@@ -293,7 +298,7 @@ impl Log {
         if !w.dirty {
             return Ok(());
         }
-        if let Err(e) = w.file.sync_data() {
+        if let Err(e) = w.file.sync() {
             w.poisoned = true;
             return Err(Error::io(&w.path, e));
         }
@@ -320,9 +325,9 @@ impl Log {
         self.publish(w);
         let sealed = self.segments.read().expect("segments lock").last().cloned();
         let sealed = sealed.expect("at least one segment");
-        write_index(&self.dir, &sealed)?;
-        let next = create_segment(&self.dir, w.next_position)?;
-        sync_dir(&self.dir)?;
+        write_index(&*self.fs, &self.dir, &sealed)?;
+        let next = create_segment(&*self.fs, &self.dir, w.next_position)?;
+        sync_dir(&*self.fs, &self.dir)?;
         w.file = next.file.clone();
         w.path = next.path.clone();
         w.offset = next.len;
@@ -485,13 +490,13 @@ impl Log {
         for segment in &removed {
             // The segment goes before its index: a crash in between leaves an orphan index,
             // which `open` deletes, rather than a segment without one, which it would rescan.
-            remove_file(&segment.path)?;
-            remove_file(&segment.path.with_extension("idx"))?;
+            remove_file(&*self.fs, &segment.path)?;
+            remove_file(&*self.fs, &segment.path.with_extension("idx"))?;
             report.segments_removed += 1;
             report.bytes_removed += segment.len;
         }
         if !removed.is_empty() {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.fs, &self.dir)?;
         }
         Ok(report)
     }
@@ -501,21 +506,16 @@ fn segment_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.seg"))
 }
 
-fn create_segment(dir: &Path, base: u64) -> Result<Segment> {
+fn create_segment(fs: &dyn Fs, dir: &Path, base: u64) -> Result<Segment> {
     let path = segment_path(dir, base);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
     file.write_all_at(&format::encode_segment_header(base), 0)
         .map_err(|e| Error::io(&path, e))?;
-    file.sync_all().map_err(|e| Error::io(&path, e))?;
+    file.sync().map_err(|e| Error::io(&path, e))?;
     Ok(Segment {
         base_position: base,
         path,
-        file: Arc::new(file),
+        file,
         len: SEGMENT_HEADER_LEN,
         end_position: base,
         index: Vec::new(),
@@ -524,14 +524,14 @@ fn create_segment(dir: &Path, base: u64) -> Result<Segment> {
     })
 }
 
-fn open_segment_file(dir: &Path, base: u64) -> Result<(PathBuf, File, u64)> {
+fn open_segment_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    base: u64,
+) -> Result<(PathBuf, Arc<dyn FsFile>, u64)> {
     let path = segment_path(dir, base);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    let file = fs.open(&path).map_err(|e| Error::io(&path, e))?;
+    let len = file.size().map_err(|e| Error::io(&path, e))?;
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     if len < SEGMENT_HEADER_LEN {
         return Err(Error::corrupt(
@@ -555,10 +555,10 @@ fn open_segment_file(dir: &Path, base: u64) -> Result<(PathBuf, File, u64)> {
 
 /// Opens a sealed segment through its index file, or rebuilds the index by a full scan in
 /// which any damage is corruption (a sealed segment was fsynced before it was sealed).
-fn open_sealed(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, bool)> {
-    let (path, file, len) = open_segment_file(dir, base)?;
+fn open_sealed(fs: &dyn Fs, dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, bool)> {
+    let (path, file, len) = open_segment_file(fs, dir, base)?;
     let index_path = path.with_extension("idx");
-    match fs::read(&index_path) {
+    match fs.read(&index_path) {
         Ok(bytes) => {
             if let Ok(index) = format::decode_index(&bytes)
                 && index.segment_len == len
@@ -567,7 +567,7 @@ fn open_sealed(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, boo
                 let segment = Segment {
                     base_position: base,
                     path,
-                    file: Arc::new(file),
+                    file,
                     len,
                     end_position: index.end_position,
                     index: index.entries,
@@ -588,19 +588,19 @@ fn open_sealed(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, boo
             "sealed segment has a damaged batch",
         ));
     }
-    write_index(dir, &segment)?;
+    write_index(fs, dir, &segment)?;
     Ok((segment, true))
 }
 
 /// Opens the active segment: scans it, truncates a torn tail, and refuses damage that is not
 /// at the tail.
-fn open_active(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, u64)> {
-    let (path, file, len) = open_segment_file(dir, base)?;
+fn open_active(fs: &dyn Fs, dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, u64)> {
+    let (path, file, len) = open_segment_file(fs, dir, base)?;
     let (mut segment, valid_len) = scan_segment(path, file, base, len, config)?;
     let mut truncated = 0;
     if valid_len < len {
         let tail =
-            tail_kind(&segment.file, valid_len, len).map_err(|e| Error::io(&segment.path, e))?;
+            tail_kind(&*segment.file, valid_len, len).map_err(|e| Error::io(&segment.path, e))?;
         if !tail.is_torn {
             return Err(Error::corrupt(&segment.path, valid_len, tail.reason));
         }
@@ -610,13 +610,13 @@ fn open_active(dir: &Path, base: u64, config: LogConfig) -> Result<(Segment, u64
             .map_err(|e| Error::io(&segment.path, e))?;
         segment
             .file
-            .sync_all()
+            .sync()
             .map_err(|e| Error::io(&segment.path, e))?;
         truncated = len - valid_len;
     }
     // An index left by a roll that crashed before the next segment was created is stale
     // once this segment takes appends again.
-    remove_file(&segment.path.with_extension("idx"))?;
+    remove_file(fs, &segment.path.with_extension("idx"))?;
     segment.len = valid_len;
     Ok((segment, truncated))
 }
@@ -628,7 +628,7 @@ struct Tail {
 
 /// Decides whether the invalid bytes from `from` to `len` are a torn write (a batch cut
 /// short at the end of the file, or zeros a file system left after a crash) or damage.
-fn tail_kind(file: &File, from: u64, len: u64) -> std::io::Result<Tail> {
+fn tail_kind(file: &dyn FsFile, from: u64, len: u64) -> std::io::Result<Tail> {
     let mut header = [0u8; BATCH_HEADER_LEN];
     let n = ((len - from) as usize).min(BATCH_HEADER_LEN);
     file.read_exact_at(&mut header[..n], from)?;
@@ -669,7 +669,7 @@ fn tail_kind(file: &File, from: u64, len: u64) -> std::io::Result<Tail> {
 /// segment as far as it is valid and the offset where validity ends.
 fn scan_segment(
     path: PathBuf,
-    file: File,
+    file: Arc<dyn FsFile>,
     base: u64,
     len: u64,
     config: LogConfig,
@@ -677,14 +677,14 @@ fn scan_segment(
     let mut segment = Segment {
         base_position: base,
         path,
-        file: Arc::new(file),
+        file,
         len,
         end_position: u64::MAX,
         index: Vec::new(),
         min_timestamp_ms: None,
         max_timestamp_ms: None,
     };
-    let mut reader = ChunkReader::new(&segment.file, len);
+    let mut reader = ChunkReader::new(&*segment.file, len);
     let mut offset = SEGMENT_HEADER_LEN;
     let mut position = base;
     let mut since_index = u64::MAX;
@@ -732,7 +732,7 @@ fn scan(
     offset: u64,
     mut each: impl FnMut(u64, RecordRef<'_>) -> bool,
 ) -> Result<()> {
-    let mut reader = ChunkReader::new(&segment.file, segment.len);
+    let mut reader = ChunkReader::new(&*segment.file, segment.len);
     let mut offset = offset;
     while offset < segment.len {
         let batch = reader
@@ -762,7 +762,7 @@ fn scan(
 
 /// Reads a segment in large chunks so that scanning many small batches costs few syscalls.
 struct ChunkReader<'a> {
-    file: &'a File,
+    file: &'a dyn FsFile,
     len: u64,
     buf: Vec<u8>,
     buf_start: u64,
@@ -771,7 +771,7 @@ struct ChunkReader<'a> {
 const CHUNK_BYTES: usize = 256 << 10;
 
 impl<'a> ChunkReader<'a> {
-    fn new(file: &'a File, len: u64) -> ChunkReader<'a> {
+    fn new(file: &'a dyn FsFile, len: u64) -> ChunkReader<'a> {
         ChunkReader {
             file,
             len,
@@ -820,7 +820,7 @@ fn bytes_since_last_entry(segment: &Segment) -> u64 {
 }
 
 /// Writes a sealed segment's index atomically: temp file, fsync, rename, directory fsync.
-fn write_index(dir: &Path, segment: &Segment) -> Result<()> {
+fn write_index(fs: &dyn Fs, dir: &Path, segment: &Segment) -> Result<()> {
     let index = IndexFile {
         segment_len: segment.len,
         end_position: segment.end_position,
@@ -830,42 +830,40 @@ fn write_index(dir: &Path, segment: &Segment) -> Result<()> {
     };
     let path = segment.path.with_extension("idx");
     let tmp = segment.path.with_extension("idx.tmp");
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let file = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     file.write_all_at(&format::encode_index(&index), 0)
         .map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)
+    file.sync().map_err(|e| Error::io(&tmp, e))?;
+    fs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    sync_dir(fs, dir)
 }
 
-fn remove_orphan_indexes(dir: &Path, bases: &[u64]) -> Result<()> {
-    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+fn remove_orphan_indexes(fs: &dyn Fs, dir: &Path, bases: &[u64]) -> Result<()> {
+    for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
         if let Some(base) = name
             .strip_suffix(".idx")
             .and_then(|s| s.parse::<u64>().ok())
             && bases.binary_search(&base).is_err()
         {
-            remove_file(&entry.path())?;
+            remove_file(fs, &dir.join(&name))?;
         }
     }
     Ok(())
 }
 
-fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+fn remove_file(fs: &dyn Fs, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),
     }
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
+#[cfg(test)]
+mod power_loss;
 #[cfg(test)]
 mod tests;

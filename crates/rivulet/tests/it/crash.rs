@@ -70,19 +70,25 @@ fn client(port: u16) -> Client {
 /// (shard, sequence number) -> data, for every acknowledged record.
 type Acked = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
-async fn produce(client: Client, producer: usize, acked: Acked) {
+async fn produce(client: Client, stream: String, producer: usize, acked: Acked) {
     for i in 0.. {
-        // Sizes from 10 bytes to about 40 KiB, mixed PutRecord and PutRecords.
+        // Sizes from 10 bytes to 40 KiB, and now and then 1 MiB; PutRecord and PutRecords.
         let data = |j: usize| {
             let mut d = format!("p{producer}-{i}-{j}-").into_bytes();
-            d.resize(10 + (producer * 7919 + i * 104_729 + j * 31) % 40_000, b'.');
+            // Every 97th record is as large as a record can be (1 MiB with its key).
+            let size = if (i + j).is_multiple_of(97) {
+                (1 << 20) - 64
+            } else {
+                10 + (producer * 7919 + i * 104_729 + j * 31) % 40_000
+            };
+            d.resize(size, b'.');
             d
         };
         if i % 2 == 0 {
             let d = data(0);
             match client
                 .put_record()
-                .stream_name("crash")
+                .stream_name(&stream)
                 .partition_key(format!("key-{producer}-{i}"))
                 .data(Blob::new(d.clone()))
                 .send()
@@ -109,7 +115,7 @@ async fn produce(client: Client, producer: usize, acked: Acked) {
                 .collect();
             match client
                 .put_records()
-                .stream_name("crash")
+                .stream_name(&stream)
                 .set_records(Some(entries))
                 .send()
                 .await
@@ -128,59 +134,43 @@ async fn produce(client: Client, producer: usize, acked: Acked) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_under_load_loses_no_acknowledged_record() {
-    let dir = TempDir::new("crash");
-    let port = free_port();
-    let mut server = spawn_server(dir.path(), port);
-    let c = client(port);
-    c.create_stream()
-        .stream_name("crash")
-        .shard_count(4)
-        .send()
-        .await
-        .unwrap();
+/// Iterations to run: 1 by default, more through `scripts/crash-loop.sh`.
+fn iterations() -> usize {
+    std::env::var("RIVULET_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
 
-    let acked: Acked = Arc::default();
-    let producers: Vec<_> = (0..8)
-        .map(|p| tokio::spawn(produce(client(port), p, acked.clone())))
-        .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
-    for p in producers {
-        p.await.unwrap();
-    }
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(
-        acked.len() > 50,
-        "the load was too light to mean anything: {} records",
-        acked.len()
-    );
+/// A pseudo-random number from the clock, for kill moments; no RNG crate needed.
+fn jitter(modulo: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) % modulo
+}
 
-    let port = free_port();
-    let mut server = spawn_server(dir.path(), port);
-    let c = client(port);
-    let mut stored: HashMap<(String, String), (usize, Vec<u8>)> = HashMap::new();
+/// Reads every shard and checks that each acknowledged record is there, unchanged, and that
+/// each shard's records are in sequence-number order.
+async fn verify(c: &Client, stream: &str, acked: &[(String, String, Vec<u8>)]) {
+    let mut stored: HashMap<(String, String), Vec<u8>> = HashMap::new();
     for shard in SHARDS {
-        let records = read_shard(&c, "crash", shard).await;
+        let records = read_shard(c, stream, shard).await;
         assert!(
             records
                 .windows(2)
                 .all(|w| w[0].sequence_number < w[1].sequence_number),
             "order within {shard}"
         );
-        for (i, r) in records.into_iter().enumerate() {
-            stored.insert(
-                (shard.to_owned(), r.sequence_number),
-                (i, r.data.into_inner()),
-            );
+        for r in records {
+            stored.insert((shard.to_owned(), r.sequence_number), r.data.into_inner());
         }
     }
     let mut lost = 0;
-    for (shard, seq, data) in &acked {
+    for (shard, seq, data) in acked {
         match stored.get(&(shard.clone(), seq.clone())) {
-            Some((_, d)) => assert_eq!(d, data, "record {shard}/{seq} came back changed"),
+            Some(d) => assert_eq!(d, data, "record {shard}/{seq} came back changed"),
             None => lost += 1,
         }
     }
@@ -190,6 +180,79 @@ async fn sigkill_under_load_loses_no_acknowledged_record() {
         "{lost} of {} acknowledged records were lost",
         acked.len()
     );
+}
+
+/// Iterations that share one stream; then it is checked, deleted and a new one started, so
+/// a long loop's data directory stays bounded.
+const ITERATIONS_PER_STREAM: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_acknowledged_record() {
+    let dir = TempDir::new("crash");
+    let mut acked_on_stream: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let rounds = iterations();
+    let mut total = 0;
+    for round in 0..rounds {
+        let stream = format!("crash-{}", round / ITERATIONS_PER_STREAM);
+        let port = free_port();
+        let mut server = spawn_server(dir.path(), port);
+        let c = client(port);
+        if round.is_multiple_of(ITERATIONS_PER_STREAM) {
+            if round > 0 {
+                let previous = format!("crash-{}", round / ITERATIONS_PER_STREAM - 1);
+                verify(&c, &previous, &acked_on_stream).await;
+                c.delete_stream()
+                    .stream_name(&previous)
+                    .send()
+                    .await
+                    .unwrap();
+                acked_on_stream.clear();
+            }
+            c.create_stream()
+                .stream_name(&stream)
+                .shard_count(4)
+                .send()
+                .await
+                .unwrap();
+        } else {
+            verify(&c, &stream, &acked_on_stream).await;
+        }
+        let acked: Acked = Arc::default();
+        let producers: Vec<_> = (0..8)
+            .map(|p| tokio::spawn(produce(client(port), stream.clone(), p, acked.clone())))
+            .collect();
+        let run_ms = if rounds == 1 {
+            1500
+        } else {
+            200 + jitter(1300)
+        };
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
+        for p in producers {
+            p.await.unwrap();
+        }
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
+        if rounds == 1 {
+            assert!(
+                acked.len() > 50,
+                "the load was too light to mean anything: {} records",
+                acked.len()
+            );
+        }
+        total += acked.len();
+        acked_on_stream.extend(acked);
+        if rounds > 1 {
+            eprintln!(
+                "crash iteration {}/{rounds}: {total} records acknowledged so far, each checked after a restart",
+                round + 1
+            );
+        }
+    }
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port);
+    let last = format!("crash-{}", (rounds - 1) / ITERATIONS_PER_STREAM);
+    verify(&client(port), &last, &acked_on_stream).await;
     server.kill().unwrap();
     server.wait().unwrap();
 }

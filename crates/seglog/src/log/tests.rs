@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use std::fs;
+
 use super::*;
 
 /// A fresh directory under the target dir, removed when dropped.
@@ -205,7 +207,7 @@ fn zeroed_tail_is_truncated() {
     let seg = segment_files(&dir.0).pop().unwrap();
     let len = fs::metadata(&seg).unwrap().len();
     let file = OpenOptions::new().write(true).open(&seg).unwrap();
-    file.write_all_at(&[0u8; 4096], len).unwrap();
+    FileExt::write_all_at(&file, &[0u8; 4096], len).unwrap();
     let log = Log::open(&dir.0, LogConfig::default()).unwrap();
     assert_eq!(log.recovery().truncated_bytes, 4096);
     assert_eq!(all(&log).len(), 1);
@@ -228,8 +230,8 @@ fn corruption_in_the_middle_of_the_active_segment_is_refused() {
     // Flip a bit inside the second batch's data.
     let offset = SEGMENT_HEADER_LEN + 60;
     let mut byte = [0u8];
-    file.read_exact_at(&mut byte, offset).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x04], offset).unwrap();
+    FileExt::read_exact_at(&file, &mut byte, offset).unwrap();
+    FileExt::write_all_at(&file, &[byte[0] ^ 0x04], offset).unwrap();
     match Log::open(&dir.0, LogConfig::default()) {
         Err(Error::Corrupt { path, offset, .. }) => {
             assert_eq!(path, seg);
@@ -252,7 +254,7 @@ fn corruption_in_a_sealed_segment_is_refused_on_read_and_on_reopen() {
     }
     let first = segment_files(&dir.0).remove(0);
     let file = OpenOptions::new().write(true).open(&first).unwrap();
-    file.write_all_at(b"XX", SEGMENT_HEADER_LEN + 30).unwrap();
+    FileExt::write_all_at(&file, b"XX", SEGMENT_HEADER_LEN + 30).unwrap();
     assert!(matches!(
         log.read(0, 100, 100_000),
         Err(Error::Corrupt { .. })

@@ -1,0 +1,330 @@
+//! The file system under a log, passed in: `StdFs` is the real one; `SimFs` keeps every file
+//! in memory twice, as written and as durable, so a test can cut the power at any moment and
+//! lose exactly what was never fsynced.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// An open file: positional reads and writes, length, fsync.
+pub trait FsFile: Send + Sync {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn size(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's contents (and length) durable.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// Directory operations. Creations, renames and removals become durable only through
+/// `sync_dir` of the directory holding them.
+pub trait Fs: Send + Sync {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// File names in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
+    /// Creates or truncates.
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The operating system's file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdFs;
+
+impl FsFile for std::fs::File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        std::fs::File::set_len(self, len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+impl Fs for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Arc::new(file))
+    }
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Arc::new(file))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        Ok(Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)?,
+        ))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+/// An in-memory file system that models power loss.
+///
+/// Every file has a live image (what reads see) and a durable image (what `sync` last
+/// saved); every directory entry is live or durable likewise. `crash` drops everything not
+/// durable. `fail_after(n)` makes the n-th next mutating call and all after it fail, as if
+/// the machine died there; tests then `crash` and reopen.
+#[derive(Clone, Default)]
+pub struct SimFs {
+    state: Arc<Mutex<SimState>>,
+}
+
+#[derive(Default)]
+struct SimState {
+    files: HashMap<u64, Arc<Mutex<SimData>>>,
+    live: BTreeMap<PathBuf, u64>,
+    durable: BTreeMap<PathBuf, u64>,
+    next_id: u64,
+    /// Mutating calls left before the simulated machine dies; `None` is never.
+    budget: Option<u64>,
+    mutations: u64,
+}
+
+#[derive(Default)]
+struct SimData {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+struct SimFile {
+    fs: SimFs,
+    data: Arc<Mutex<SimData>>,
+}
+
+impl SimFs {
+    pub fn new() -> SimFs {
+        SimFs::default()
+    }
+
+    /// Lets `n` more mutating calls through, then fails every call.
+    pub fn fail_after(&self, n: u64) {
+        self.state.lock().expect("simfs lock").budget = Some(n);
+    }
+
+    /// Mutating calls made so far (writes, syncs, creations, renames, removals).
+    pub fn mutations(&self) -> u64 {
+        self.state.lock().expect("simfs lock").mutations
+    }
+
+    /// Power loss: every file and directory entry goes back to its durable image, and the
+    /// machine works again.
+    pub fn crash(&self) {
+        let mut s = self.state.lock().expect("simfs lock");
+        s.live = s.durable.clone();
+        for data in s.files.values() {
+            let mut d = data.lock().expect("simfs file lock");
+            d.live = d.durable.clone();
+        }
+        s.budget = None;
+    }
+
+    fn mutate(&self) -> io::Result<()> {
+        let mut s = self.state.lock().expect("simfs lock");
+        if let Some(budget) = s.budget.as_mut() {
+            if *budget == 0 {
+                return Err(io::Error::other("simulated power loss"));
+            }
+            *budget -= 1;
+        }
+        s.mutations += 1;
+        Ok(())
+    }
+
+    fn alive(&self) -> io::Result<()> {
+        match self.state.lock().expect("simfs lock").budget {
+            Some(0) => Err(io::Error::other("simulated power loss")),
+            _ => Ok(()),
+        }
+    }
+
+    fn file(&self, id: u64) -> Arc<dyn FsFile> {
+        let data = self.state.lock().expect("simfs lock").files[&id].clone();
+        Arc::new(SimFile {
+            fs: self.clone(),
+            data,
+        })
+    }
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(ErrorKind::NotFound, format!("{} not found", path.display()))
+}
+
+impl FsFile for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.fs.alive()?;
+        let d = self.data.lock().expect("simfs file lock");
+        let start = offset as usize;
+        let end = start + buf.len();
+        if end > d.live.len() {
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "read past the end",
+            ));
+        }
+        buf.copy_from_slice(&d.live[start..end]);
+        Ok(())
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.fs.mutate()?;
+        let mut d = self.data.lock().expect("simfs file lock");
+        let end = offset as usize + buf.len();
+        if d.live.len() < end {
+            d.live.resize(end, 0);
+        }
+        d.live[offset as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.fs.alive()?;
+        Ok(self.data.lock().expect("simfs file lock").live.len() as u64)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.fs.mutate()?;
+        self.data
+            .lock()
+            .expect("simfs file lock")
+            .live
+            .resize(len as usize, 0);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.fs.mutate()?;
+        let mut d = self.data.lock().expect("simfs file lock");
+        d.durable = d.live.clone();
+        Ok(())
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        self.alive()
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.alive()?;
+        let s = self.state.lock().expect("simfs lock");
+        Ok(s.live
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        if self
+            .state
+            .lock()
+            .expect("simfs lock")
+            .live
+            .contains_key(path)
+        {
+            return Err(io::Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ));
+        }
+        self.create(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        self.mutate()?;
+        let id = {
+            let mut s = self.state.lock().expect("simfs lock");
+            let id = s.next_id;
+            s.next_id += 1;
+            s.files.insert(id, Arc::default());
+            s.live.insert(path.to_owned(), id);
+            id
+        };
+        Ok(self.file(id))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        self.alive()?;
+        let id = *self
+            .state
+            .lock()
+            .expect("simfs lock")
+            .live
+            .get(path)
+            .ok_or_else(|| not_found(path))?;
+        Ok(self.file(id))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.alive()?;
+        let s = self.state.lock().expect("simfs lock");
+        let id = s.live.get(path).ok_or_else(|| not_found(path))?;
+        Ok(s.files[id].lock().expect("simfs file lock").live.clone())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let mut s = self.state.lock().expect("simfs lock");
+        let id = s.live.remove(from).ok_or_else(|| not_found(from))?;
+        s.live.insert(to.to_owned(), id);
+        Ok(())
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let mut s = self.state.lock().expect("simfs lock");
+        s.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let mut s = self.state.lock().expect("simfs lock");
+        let live: Vec<(PathBuf, u64)> = s
+            .live
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        s.durable.retain(|p, _| p.parent() != Some(dir));
+        s.durable.extend(live);
+        Ok(())
+    }
+}
