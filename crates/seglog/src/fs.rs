@@ -124,6 +124,8 @@ struct SimState {
     /// Mutating calls left before the simulated machine dies; `None` is never.
     budget: Option<u64>,
     mutations: u64,
+    /// File syncs fail (EIO) while set, as on a failing disk.
+    failing_syncs: bool,
 }
 
 #[derive(Default)]
@@ -145,6 +147,11 @@ impl SimFs {
     /// Lets `n` more mutating calls through, then fails every call.
     pub fn fail_after(&self, n: u64) {
         self.state.lock().expect("simfs lock").budget = Some(n);
+    }
+
+    /// Makes every file sync fail with an I/O error until cleared.
+    pub fn fail_syncs(&self, failing: bool) {
+        self.state.lock().expect("simfs lock").failing_syncs = failing;
     }
 
     /// Mutating calls made so far (writes, syncs, creations, renames, removals).
@@ -236,6 +243,9 @@ impl FsFile for SimFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.fs.mutate()?;
+        if self.fs.state.lock().expect("simfs lock").failing_syncs {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
         let mut d = self.data.lock().expect("simfs file lock");
         d.durable = d.live.clone();
         Ok(())
