@@ -295,6 +295,17 @@ impl Stream {
         }
     }
 
+    /// Shows UPDATING for `delay_ms` after a change, as Kinesis does while it applies one.
+    pub fn begin_update(&mut self, now_ms: i64, delay_ms: i64) {
+        if delay_ms > 0 {
+            self.meta.status = StreamStatus::Updating;
+            self.meta.pending = Some(Pending {
+                until_ms: now_ms + delay_ms,
+                then: Some(StreamStatus::Active),
+            });
+        }
+    }
+
     /// The open shard whose hash range holds `hash_key`.
     pub fn route(&self, hash_key: u128) -> Option<&ShardMeta> {
         self.meta
@@ -319,6 +330,13 @@ impl Stream {
             .iter()
             .filter(move |s| !s.is_expired(now_ms, retention))
     }
+}
+
+/// Forgets the times older than a day and returns how many are left: the count that
+/// Kinesis's per-rolling-day limits are checked against.
+pub fn count_last_day(times: &mut Vec<i64>, now_ms: i64) -> usize {
+    times.retain(|t| now_ms - t < 86_400_000);
+    times.len()
 }
 
 pub fn storage_key(name: &str, created_ms: i64) -> String {

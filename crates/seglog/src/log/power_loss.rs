@@ -126,20 +126,37 @@ fn every_crash_point_keeps_every_acknowledged_record() {
 fn a_failed_fsync_stops_acknowledgements_until_reopened() {
     let fs = SimFs::new();
     let log = open(&fs).unwrap();
-    let r = |data: &'static [u8]| RecordRef { timestamp_ms: 0, flags: 0, key: b"k", data };
+    let r = |data: &'static [u8]| RecordRef {
+        timestamp_ms: 0,
+        flags: 0,
+        key: b"k",
+        data,
+    };
     log.append(&[r(b"kept")]).unwrap();
     log.commit(true).unwrap();
     fs.fail_syncs(true);
     log.append(&[r(b"lost")]).unwrap();
     assert!(matches!(log.commit(true), Err(Error::Io { .. })));
     fs.fail_syncs(false);
-    assert!(matches!(log.commit(true), Err(Error::Poisoned { .. })), "no retry of a failed fsync");
-    assert!(matches!(log.append(&[r(b"later")]), Err(Error::Poisoned { .. })));
+    assert!(
+        matches!(log.commit(true), Err(Error::Poisoned { .. })),
+        "no retry of a failed fsync"
+    );
+    assert!(matches!(
+        log.append(&[r(b"later")]),
+        Err(Error::Poisoned { .. })
+    ));
     drop(log);
     fs.crash();
     let log = open(&fs).unwrap();
     let read = log.read(0, 10, 1 << 20).unwrap();
-    assert_eq!(read.records.iter().map(|r| r.data.as_slice()).collect::<Vec<_>>(), [b"kept"]);
+    assert_eq!(
+        read.records
+            .iter()
+            .map(|r| r.data.as_slice())
+            .collect::<Vec<_>>(),
+        [b"kept"]
+    );
     log.append(&[r(b"again")]).unwrap();
     log.commit(true).unwrap();
 }

@@ -7,12 +7,12 @@ use super::streams::find_mut;
 use super::{ApiResult, check_stream_ref, empty, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{Str, Violations};
-use crate::control::{Encryption, Pending, StreamStatus};
+use crate::control::Encryption;
+use crate::control::count_last_day;
 use crate::service::{Kinesis, require_active};
 
 /// Successful key changes allowed per rolling 24 hours, for starts and stops together.
 const CHANGES_PER_DAY_MAX: usize = 25;
-const DAY_MS: i64 = 86_400_000;
 const KEY_ID: Str = Str {
     min: 1,
     max: 2048,
@@ -73,11 +73,7 @@ fn change(svc: &Kinesis, body: &[u8], start: bool) -> ApiResult<Vec<u8>> {
     let mut registry = svc.write();
     let stream = find_mut(svc, &mut registry, &name)?;
     require_active(stream, now, svc.account())?;
-    stream
-        .meta
-        .encryption_changes_ms
-        .retain(|t| now - t < DAY_MS);
-    if stream.meta.encryption_changes_ms.len() >= CHANGES_PER_DAY_MAX {
+    if count_last_day(&mut stream.meta.encryption_changes_ms, now) >= CHANGES_PER_DAY_MAX {
         return Err(ApiError::new(
             ErrorKind::LimitExceeded,
             format!(
@@ -91,14 +87,7 @@ fn change(svc: &Kinesis, body: &[u8], start: bool) -> ApiResult<Vec<u8>> {
         key_number,
     });
     stream.meta.encryption_changes_ms.push(now);
-    let delay = svc.config.state_delay_ms as i64;
-    if delay > 0 {
-        stream.meta.status = StreamStatus::Updating;
-        stream.meta.pending = Some(Pending {
-            until_ms: now + delay,
-            then: Some(StreamStatus::Active),
-        });
-    }
+    stream.begin_update(now, svc.config.state_delay_ms as i64);
     svc.persist(&registry)?;
     empty()
 }

@@ -15,9 +15,10 @@ use super::streams::{find_mut, shard_limit_exceeded};
 use super::{ApiResult, check_stream_ref, empty, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations};
+use crate::control::count_last_day;
 use crate::control::hash::{even_ranges, parse_hash_key};
 use crate::control::{
-    Closed, Pending, ShardMeta, Stream, StreamMode, StreamStatus, lane, parse_shard_id, shard_id,
+    Closed, ShardMeta, Stream, StreamMode, StreamStatus, lane, parse_shard_id, shard_id,
 };
 use crate::service::{Kinesis, Registry, require_active};
 
@@ -25,7 +26,6 @@ use crate::service::{Kinesis, Registry, require_active};
 /// makes.
 const SCALINGS_PER_DAY_MAX: usize = 10;
 const UPDATE_SHARD_COUNT_TARGET_MAX: i64 = 10_000;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -197,8 +197,7 @@ pub fn update_shard_count(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             (target - current).max(0) as u32,
         ));
     }
-    stream.meta.scalings_ms.retain(|t| now - t < DAY_MS);
-    if stream.meta.scalings_ms.len() >= SCALINGS_PER_DAY_MAX {
+    if count_last_day(&mut stream.meta.scalings_ms, now) >= SCALINGS_PER_DAY_MAX {
         return Err(limit(format!(
             "Stream {name} under account {} has already been scaled {SCALINGS_PER_DAY_MAX} times in the last 24 hours.",
             svc.account()
@@ -327,14 +326,7 @@ fn change(
         stream.meta = before;
         return Err(e);
     }
-    let delay = svc.config.state_delay_ms as i64;
-    if delay > 0 {
-        stream.meta.status = StreamStatus::Updating;
-        stream.meta.pending = Some(Pending {
-            until_ms: now + delay,
-            then: Some(StreamStatus::Active),
-        });
-    }
+    stream.begin_update(now, svc.config.state_delay_ms as i64);
     Ok(())
 }
 

@@ -8,7 +8,8 @@ use super::streams::find_mut;
 use super::{ApiResult, check_stream_ref, empty, ms_to_seconds, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations};
-use crate::control::{Commitment, Pending, StreamMode, StreamStatus};
+use crate::control::count_last_day;
+use crate::control::{Commitment, StreamMode};
 use crate::limits;
 use crate::service::{Kinesis, require_active};
 
@@ -24,7 +25,6 @@ const SHARD_LEVEL_METRICS: [&str; 7] = [
 ];
 const MODE_SWITCHES_PER_DAY_MAX: usize = 2;
 const WARM_THROUGHPUT_MIBPS_MAX: i64 = 10_240;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -199,8 +199,7 @@ pub fn update_stream_mode(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             ),
         ));
     }
-    stream.meta.mode_switches_ms.retain(|t| now - t < DAY_MS);
-    if stream.meta.mode_switches_ms.len() >= MODE_SWITCHES_PER_DAY_MAX {
+    if count_last_day(&mut stream.meta.mode_switches_ms, now) >= MODE_SWITCHES_PER_DAY_MAX {
         return Err(ApiError::new(
             ErrorKind::LimitExceeded,
             format!(
@@ -226,14 +225,7 @@ pub fn update_stream_mode(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     } else {
         None
     };
-    let delay = svc.config.state_delay_ms as i64;
-    if delay > 0 {
-        stream.meta.status = StreamStatus::Updating;
-        stream.meta.pending = Some(Pending {
-            until_ms: now + delay,
-            then: Some(StreamStatus::Active),
-        });
-    }
+    stream.begin_update(now, svc.config.state_delay_ms as i64);
     svc.persist(&registry)?;
     empty()
 }
