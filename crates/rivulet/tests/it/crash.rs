@@ -256,3 +256,44 @@ async fn sigkill_under_load_loses_no_acknowledged_record() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// SIGTERM (and SIGINT) stop the server cleanly: it exits 0 and keeps what it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly() {
+    let dir = TempDir::new("sigterm");
+    for signal in ["-TERM", "-INT"] {
+        let port = free_port();
+        let mut server = spawn_server(dir.path(), port);
+        let c = client(port);
+        if signal == "-TERM" {
+            c.create_stream()
+                .stream_name("term")
+                .shard_count(1)
+                .send()
+                .await
+                .unwrap();
+        }
+        c.put_record()
+            .stream_name("term")
+            .partition_key("k")
+            .data(Blob::new(signal))
+            .send()
+            .await
+            .unwrap();
+        let killed = Command::new("kill")
+            .arg(signal)
+            .arg(server.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = server.wait().unwrap();
+        assert!(status.success(), "exit after {signal}: {status}");
+    }
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port);
+    let records = read_shard(&client(port), "term", "shardId-000000000000").await;
+    let data: Vec<_> = records.iter().map(|r| r.data.as_ref().to_vec()).collect();
+    assert_eq!(data, [b"-TERM".to_vec(), b"-INT".to_vec()]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
