@@ -55,6 +55,10 @@ pub struct Config {
     pub janitor_interval_ms: u64,
     /// Shard writer threads. Each owns a share of the shards and group-commits for them.
     pub writer_threads: usize,
+    /// Open connections at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout_ms: u64,
     /// Per-shard throughput limits (`--limits aws` or `off`, plus overrides).
     pub shard_rates: ShardRates,
     /// Whether control-plane calls are held to Kinesis's calls per second.
@@ -78,6 +82,8 @@ impl Config {
             segment_bytes_max: 16 << 20,
             janitor_interval_ms: 1000,
             writer_threads: 4,
+            max_connections: 65_536,
+            header_read_timeout_ms: 30_000,
             shard_rates: ShardRates::AWS,
             control_plane_limits: true,
             kms_key_aliases: Vec::new(),
@@ -102,6 +108,9 @@ impl Config {
                 "region '{}' must be letters, digits and dashes",
                 self.region
             ));
+        }
+        if self.max_connections == 0 {
+            return Err("max connections must be at least 1".into());
         }
         if self.writer_threads == 0 || self.writer_threads > 64 {
             return Err("writer threads must be between 1 and 64".into());

@@ -73,6 +73,9 @@ struct ServeArgs {
     /// none exists; repeatable. `alias/aws/kinesis` always exists.
     #[arg(long = "kms-key", env = "RIVULET_KMS_KEYS", value_delimiter = ',')]
     kms_keys: Vec<String>,
+    /// Open connections at once; new ones beyond it are closed.
+    #[arg(long, env = "RIVULET_MAX_CONNECTIONS", default_value_t = 65_536)]
+    max_connections: usize,
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
@@ -124,6 +127,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.shard_rates = rates;
     config.control_plane_limits = aws;
     config.kms_key_aliases = args.kms_keys;
+    config.max_connections = args.max_connections;
     config.validate().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -75,18 +75,11 @@ pub async fn start_with_backend(
     let mut tasks = Vec::new();
 
     let app = crate::api::router(svc.clone());
-    let mut on_stop = stopped.clone();
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = on_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "http server failed");
-        }
-    }));
+    let limits = ConnectionLimits {
+        max: svc.config.max_connections,
+        header_read_timeout: Duration::from_millis(svc.config.header_read_timeout_ms),
+    };
+    tasks.push(tokio::spawn(serve(listener, app, limits, stopped.clone())));
 
     let janitor_every = Duration::from_millis(svc.config.janitor_interval_ms);
     tasks.push(every(janitor_every, stopped.clone(), svc.clone(), |svc| {
@@ -106,6 +99,85 @@ pub async fn start_with_backend(
         stop,
         tasks,
     })
+}
+
+/// How long shutdown waits for open connections to finish their requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    /// Open connections at once; a connection over the limit is closed at accept.
+    max: usize,
+    header_read_timeout: Duration,
+}
+
+/// The accept loop: HTTP/1.1 and cleartext HTTP/2 on each connection (the h2 preface is
+/// sniffed), at most `limits.max` connections, a deadline on request headers, and a graceful
+/// drain on stop.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => {
+                if *stopped.borrow() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max = limits.max,
+                "connection limit reached; closing a new connection"
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
 }
 
 /// Runs `job` on a blocking thread every `period` until stopped.

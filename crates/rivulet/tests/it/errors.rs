@@ -107,3 +107,47 @@ async fn validation_lists_every_violation() {
         "1 validation error detected: Value null at 'streamName' failed to satisfy constraint: Member must not be null"
     );
 }
+
+/// A client that never finishes its headers is cut off, and connections over the limit are
+/// closed at once, while the server keeps serving.
+#[tokio::test]
+async fn slow_headers_and_excess_connections_are_cut_off() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_with(|c| {
+        c.header_read_timeout_ms = 200;
+        c.max_connections = 2;
+    })
+    .await;
+    let addr = s.handle.addr();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut slow = std::net::TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let idle = std::net::TcpStream::connect(addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut extra = std::net::TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let extra_closed = matches!(extra.read(&mut buf), Ok(0) | Err(_));
+        let started = std::time::Instant::now();
+        // The server answers or closes; a read timeout here would mean it is still waiting.
+        let slow_closed = match slow.read(&mut buf) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        drop(idle);
+        (extra_closed, slow_closed, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(outcome.0, "a connection over the limit is closed");
+    assert!(outcome.1, "slow headers time out: {:?}", outcome.2);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(s.raw(Some("ListStreams"), JSON, b"{}").await.status, 200);
+}
