@@ -36,6 +36,8 @@ pub struct Kinesis {
     pub account: std::sync::Mutex<AccountMeta>,
     /// Keys for stream encryption.
     pub keys: KeyStore,
+    /// Request counts and latencies for `/metrics`.
+    pub request_metrics: crate::api::metrics::RequestMetrics,
     /// Live SubscribeToShard streams.
     pub subscriptions: crate::api::actions::subscribe::Subscriptions,
 }
@@ -96,6 +98,7 @@ impl Kinesis {
             account: std::sync::Mutex::new(account),
             keys,
             subscriptions: Default::default(),
+            request_metrics: Default::default(),
         })
     }
 

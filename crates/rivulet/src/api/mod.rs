@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod error;
 pub mod eventstream;
+pub mod metrics;
 pub mod validate;
 
 use std::sync::Arc;
@@ -28,21 +29,37 @@ pub fn router(svc: Arc<Kinesis>) -> Router {
 }
 
 async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response {
+    if request.method() == Method::GET && request.uri().path() == "/metrics" {
+        let text = metrics::render(&svc);
+        return ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response();
+    }
+    let started = std::time::Instant::now();
     let request_id = svc.request_ids.next();
     let (parts, body) = request.into_parts();
+    let mut operation_seen = None;
     let mut response =
         match checked_body(&parts.method, &parts.headers, parts.uri.query(), body).await {
             Ok((operation, body)) if operation == "SubscribeToShard" => {
+                operation_seen = Some(operation);
                 actions::subscribe::subscribe_to_shard(&svc, body)
                     .await
                     .unwrap_or_else(|e| error_response(&e))
             }
-            Ok((operation, body)) => match actions::call(&svc, &operation, body).await {
-                Ok(body) => ok_response(body),
-                Err(e) => error_response(&e),
-            },
+            Ok((operation, body)) => {
+                let result = actions::call(&svc, &operation, body).await;
+                operation_seen = Some(operation);
+                match result {
+                    Ok(body) => ok_response(body),
+                    Err(e) => error_response(&e),
+                }
+            }
             Err(early) => early,
         };
+    svc.request_metrics.record(
+        operation_seen.as_deref(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-requestid", v);
     }

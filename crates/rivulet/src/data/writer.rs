@@ -8,7 +8,7 @@
 //! commit, so an acknowledged record is durable as the policy promises, and it is visible
 //! to readers from the moment the client learns its sequence number.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -54,7 +54,19 @@ enum Job {
     Seal(SealRequest),
 }
 
+/// What the writers did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Group commits: one per batch of requests a writer thread took from its queue.
+    pub groups: AtomicU64,
+    /// Durable commits (fsyncs) of shard logs.
+    pub fsyncs: AtomicU64,
+    /// Time spent in those fsyncs, in microseconds.
+    pub fsync_micros: AtomicU64,
+}
+
 pub struct WriterPool {
+    pub stats: Arc<WriterStats>,
     senders: Mutex<Vec<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     in_flight: Arc<Semaphore>,
@@ -75,19 +87,22 @@ pub enum WriteError {
 
 impl WriterPool {
     pub fn start(threads: usize, policy: FsyncPolicy, clock: SharedClock) -> WriterPool {
+        let stats = Arc::new(WriterStats::default());
         let mut senders = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
             let clock = clock.clone();
+            let stats = stats.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("shard-writer-{i}"))
-                .spawn(move || writer_loop(rx, policy, clock))
+                .spawn(move || writer_loop(rx, policy, clock, &stats))
                 .expect("spawn shard writer thread");
             senders.push(tx);
             handles.push(handle);
         }
         WriterPool {
+            stats,
             senders: Mutex::new(senders),
             threads: Mutex::new(handles),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX >> 10)),
@@ -164,7 +179,12 @@ impl WriterPool {
     }
 }
 
-fn writer_loop(mut rx: mpsc::Receiver<Job>, policy: FsyncPolicy, clock: SharedClock) {
+fn writer_loop(
+    mut rx: mpsc::Receiver<Job>,
+    policy: FsyncPolicy,
+    clock: SharedClock,
+    stats: &WriterStats,
+) {
     let durable = policy == FsyncPolicy::Always;
     let mut group: Vec<WriteRequest> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -174,7 +194,7 @@ fn writer_loop(mut rx: mpsc::Receiver<Job>, policy: FsyncPolicy, clock: SharedCl
                 Job::Write(w) => group.push(w),
                 Job::Seal(seal) => {
                     // Writes queued before the seal land before it.
-                    write_group(&mut group, durable, clock.now_ms());
+                    write_group(&mut group, durable, clock.now_ms(), stats);
                     seal_shard(seal, durable);
                 }
             }
@@ -182,7 +202,7 @@ fn writer_loop(mut rx: mpsc::Receiver<Job>, policy: FsyncPolicy, clock: SharedCl
                 next = rx.try_recv().ok();
             }
         }
-        write_group(&mut group, durable, clock.now_ms());
+        write_group(&mut group, durable, clock.now_ms(), stats);
     }
 }
 
@@ -194,10 +214,11 @@ fn seal_shard(seal: SealRequest, durable: bool) {
 }
 
 /// Appends every request of the group, commits each touched log once, then replies.
-fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
+fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64, stats: &WriterStats) {
     if group.is_empty() {
         return;
     }
+    stats.groups.fetch_add(1, Ordering::Relaxed);
     // `None`: the shard was sealed before this request; it is answered without touching
     // the log.
     let mut results: Vec<Option<StorageResult<Appended>>> = Vec::with_capacity(group.len());
@@ -226,7 +247,15 @@ fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64) {
     }
     let mut failed: Vec<(*const (), String)> = Vec::new();
     for log in touched {
-        if let Err(e) = log.commit(durable) {
+        let started = std::time::Instant::now();
+        let committed = log.commit(durable);
+        if durable {
+            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            stats
+                .fsync_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        if let Err(e) = committed {
             tracing::error!(error = %e, "commit failed; the shard stops acknowledging writes");
             failed.push((Arc::as_ptr(log) as *const (), e.to_string()));
         }

@@ -5,6 +5,7 @@ mod crash;
 mod encryption;
 mod errors;
 mod harness;
+mod metrics;
 mod reads;
 mod resharding;
 mod restart;

@@ -23,7 +23,7 @@ use super::validate::{self, Violations};
 use crate::service::Kinesis;
 
 /// Every operation of the Kinesis model (botocore 2013-12-02).
-const MODEL_OPERATIONS: [&str; 39] = [
+pub const MODEL_OPERATIONS: [&str; 39] = [
     "AddTagsToStream",
     "CreateStream",
     "DecreaseStreamRetentionPeriod",
