@@ -104,6 +104,20 @@ mod tests {
         assert!(codec.encode(&long).len() <= 512);
     }
 
+    proptest::proptest! {
+        /// Any string decodes to nothing or to an iterator, without panicking, and any
+        /// change to a real iterator's bytes is refused.
+        #[test]
+        fn arbitrary_tokens_are_refused_safely(token in ".{0,600}", at in 0usize..200, bit in 0u8..8) {
+            let codec = IteratorCodec::new([7; 32]);
+            let _ = codec.decode(&token);
+            let mut raw = base64_simd::STANDARD.decode_to_vec(codec.encode(&sample()).as_bytes()).unwrap();
+            let at = at % raw.len();
+            raw[at] ^= 1 << bit;
+            proptest::prop_assert_eq!(codec.decode(&base64_simd::STANDARD.encode_to_string(&raw)), None);
+        }
+    }
+
     #[test]
     fn rejects_tampering_and_other_keys() {
         let codec = IteratorCodec::new([7; 32]);

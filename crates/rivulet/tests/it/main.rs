@@ -4,6 +4,7 @@
 mod crash;
 mod encryption;
 mod errors;
+mod fuzz;
 mod harness;
 mod metrics;
 mod reads;
