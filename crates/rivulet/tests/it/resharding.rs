@@ -576,3 +576,90 @@ async fn on_demand_streams_split_a_hot_shard_by_themselves() {
     );
     assert_eq!(open(&all).len(), 5);
 }
+
+/// With a state delay, a reshard shows UPDATING, refuses other changes meanwhile, keeps
+/// taking writes, and settles to ACTIVE.
+#[tokio::test]
+async fn resharding_shows_updating_while_it_settles() {
+    let s = TestServer::start_with(|c| c.state_delay_ms = 500).await;
+    s.create_stream("upd", 1).await;
+    s.advance_ms(500);
+    s.client
+        .split_shard()
+        .stream_name("upd")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key(HALF.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = |s: &TestServer| {
+        let client = s.client.clone();
+        async move {
+            client
+                .describe_stream_summary()
+                .stream_name("upd")
+                .send()
+                .await
+                .unwrap()
+                .stream_description_summary
+                .unwrap()
+                .stream_status
+        }
+    };
+    assert_eq!(
+        status(&s).await,
+        aws_sdk_kinesis::types::StreamStatus::Updating
+    );
+    let busy = s
+        .client
+        .update_shard_count()
+        .stream_name("upd")
+        .target_shard_count(4)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&busy), "ResourceInUseException");
+    s.client
+        .put_record()
+        .stream_name("upd")
+        .partition_key("k")
+        .data(Blob::new("during"))
+        .send()
+        .await
+        .unwrap();
+    s.advance_ms(500);
+    assert_eq!(
+        status(&s).await,
+        aws_sdk_kinesis::types::StreamStatus::Active
+    );
+}
+
+/// A stream whose maximum record size was raised to 10 MiB takes and returns a 10 MiB record.
+#[tokio::test]
+async fn ten_mib_records_round_trip() {
+    let s = TestServer::start().await;
+    s.create_stream("big", 1).await;
+    s.client
+        .update_max_record_size()
+        .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/big")
+        .max_record_size_in_kib(10240)
+        .send()
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..(10 << 20) - 1).map(|i| (i % 251) as u8).collect();
+    s.client
+        .put_record()
+        .stream_name("big")
+        .partition_key("k")
+        .data(Blob::new(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    let back = read_shard(&s.client, "big", "shardId-000000000000").await;
+    assert_eq!(back.len(), 1);
+    assert!(
+        back[0].data.as_ref() == data.as_slice(),
+        "the 10 MiB record came back changed"
+    );
+}
