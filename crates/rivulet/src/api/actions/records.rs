@@ -418,6 +418,18 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
             limits::PUT_RECORDS_COUNT_MAX,
         );
         for (i, e) in entries.iter().enumerate() {
+            // The common case, a well-formed entry, costs no path strings.
+            let key_ok = e
+                .partition_key
+                .as_deref()
+                .is_some_and(|k| (1..=256).contains(&k.chars().count()));
+            let hash_ok = e
+                .explicit_hash_key
+                .as_deref()
+                .is_none_or(|h| parse_hash_key(h).is_some());
+            if e.data.is_some() && key_ok && hash_ok {
+                continue;
+            }
             let base = format!("records.{}.member", i + 1);
             v.required(&format!("{base}.data"), e.data.as_deref());
             let key = v.required(&format!("{base}.partitionKey"), e.partition_key.as_deref());
@@ -449,12 +461,14 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
     for (i, e) in entries.iter().enumerate() {
         let data = decode_data(e.data.as_deref().expect("checked"))?;
         let key = e.partition_key.as_deref().expect("checked");
-        check_record_size(
-            &format!("records.{}.member.data", i + 1),
-            &data,
-            key,
-            max_record_bytes,
-        )?;
+        if data.len() + key.len() > max_record_bytes {
+            check_record_size(
+                &format!("records.{}.member.data", i + 1),
+                &data,
+                key,
+                max_record_bytes,
+            )?;
+        }
         total += data.len() + key.len();
         let hash = record_hash(key, e.explicit_hash_key.as_deref())?;
         let (data, flags) = protect(svc, target.encryption, data)?;
@@ -479,12 +493,22 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
     }
     let landed = write_routed(svc, &name, routed, entries.len()).await?;
     let mut failed = 0;
+    // Shard ids formatted once per shard, not once per record.
+    let mut ids: Vec<(u32, String)> = Vec::new();
+    let mut id_of = |index: u32| match ids.iter().find(|(i, _)| *i == index) {
+        Some((_, id)) => id.clone(),
+        None => {
+            let id = crate::control::shard_id(index);
+            ids.push((index, id.clone()));
+            id
+        }
+    };
     let records = landed
         .into_iter()
         .map(|l| match l {
             Ok((index, seq)) => PutRecordsResultEntry {
                 sequence_number: Some(seq),
-                shard_id: Some(crate::control::shard_id(index)),
+                shard_id: Some(id_of(index)),
                 error_code: None,
                 error_message: None,
             },
