@@ -224,6 +224,8 @@ fn invalid_sequence(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct GetRecordsInput {
+    /// Reserved by Kinesis; checked here rather than by a second parse of a large body.
+    stream_id: Option<String>,
     shard_iterator: Option<String>,
     limit: Option<i64>,
     #[serde(rename = "StreamARN")]
@@ -268,6 +270,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_arn.as_deref(),
         validate::STREAM_ARN,
     );
+    v.string("streamId", input.stream_id.as_deref(), validate::STREAM_ID);
     v.finish()?;
     let invalid = || ApiError::invalid_argument("Invalid ShardIterator.");
     let it = svc

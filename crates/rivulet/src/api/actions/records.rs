@@ -22,6 +22,8 @@ use crate::service::Kinesis;
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PutRecordInput {
+    /// Reserved by Kinesis; checked here rather than by a second parse of a large body.
+    stream_id: Option<String>,
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -42,6 +44,8 @@ struct PutRecordsEntry {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PutRecordsInput {
+    /// Reserved by Kinesis; checked here rather than by a second parse of a large body.
+    stream_id: Option<String>,
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -335,6 +339,7 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     );
+    v.string("streamId", input.stream_id.as_deref(), validate::STREAM_ID);
     let data = v.required("data", input.data.as_deref());
     let key = v.required("partitionKey", input.partition_key.as_deref());
     v.string("partitionKey", key, validate::PARTITION_KEY);
@@ -408,6 +413,7 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     );
+    v.string("streamId", input.stream_id.as_deref(), validate::STREAM_ID);
     let entries = v.required("records", input.records.as_deref());
     if let Some(entries) = entries {
         v.count(
