@@ -295,6 +295,24 @@ impl Stream {
         }
     }
 
+    /// Consumers registered and not yet deregistered at `now_ms`.
+    pub fn live_consumers(&self, now_ms: i64) -> impl Iterator<Item = &ConsumerMeta> {
+        self.meta
+            .consumers
+            .iter()
+            .filter(move |c| c.status_at(now_ms).is_some())
+    }
+
+    /// Where the live consumer `name` is (of the incarnation created at `created_s`, if
+    /// given) in `meta.consumers`.
+    pub fn consumer_index(&self, name: &str, created_s: Option<i64>, now_ms: i64) -> Option<usize> {
+        self.meta.consumers.iter().position(|c| {
+            c.name == name
+                && c.status_at(now_ms).is_some()
+                && created_s.is_none_or(|t| t == c.created_ms / 1000)
+        })
+    }
+
     /// Shows UPDATING for `delay_ms` after a change, as Kinesis does while it applies one.
     pub fn begin_update(&mut self, now_ms: i64, delay_ms: i64) {
         if delay_ms > 0 {

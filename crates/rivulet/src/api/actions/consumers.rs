@@ -79,26 +79,20 @@ pub fn find_consumer<'a>(
     name: &str,
     created_s: Option<i64>,
 ) -> ApiResult<&'a mut ConsumerMeta> {
-    let now = svc.now_ms();
-    let stream_name = stream.meta.name.clone();
-    stream
-        .meta
-        .consumers
-        .iter_mut()
-        .find(|c| {
-            c.name == name
-                && c.status_at(now).is_some()
-                && created_s.is_none_or(|t| t == c.created_ms / 1000)
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!(
-                    "Consumer {name} under stream {stream_name} under account {} not found.",
-                    svc.account()
-                ),
-            )
-        })
+    match stream.consumer_index(name, created_s, svc.now_ms()) {
+        Some(i) => Ok(&mut stream.meta.consumers[i]),
+        None => Err(consumer_not_found(svc, &stream.meta.name, name)),
+    }
+}
+
+pub fn consumer_not_found(svc: &Kinesis, stream: &str, name: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        format!(
+            "Consumer {name} under stream {stream} under account {} not found.",
+            svc.account()
+        ),
+    )
 }
 
 #[derive(Deserialize)]
@@ -126,12 +120,7 @@ pub fn register_stream_consumer(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>
     let now = svc.now_ms();
     let mut registry = svc.write();
     let s = find_mut(svc, &mut registry, &stream)?;
-    let live: Vec<&ConsumerMeta> = s
-        .meta
-        .consumers
-        .iter()
-        .filter(|c| c.status_at(now).is_some())
-        .collect();
+    let live: Vec<&ConsumerMeta> = s.live_consumers(now).collect();
     if live.iter().any(|c| c.name == name) {
         return Err(ApiError::new(
             ErrorKind::ResourceInUse,
@@ -315,12 +304,7 @@ pub fn list_stream_consumers(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     {
         return Err(ApiError::stream_not_found(&stream, svc.account()));
     }
-    let live: Vec<&ConsumerMeta> = s
-        .meta
-        .consumers
-        .iter()
-        .filter(|c| c.status_at(now).is_some())
-        .collect();
+    let live: Vec<&ConsumerMeta> = s.live_consumers(now).collect();
     let page: Vec<Value> = live
         .iter()
         .skip(skip)

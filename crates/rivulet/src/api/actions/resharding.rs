@@ -11,7 +11,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::streams::{find_mut, shard_limit_exceeded};
+use super::streams::{find_mut, open_shards, shard_limit_exceeded};
 use super::{ApiResult, check_stream_ref, empty, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations};
@@ -239,15 +239,6 @@ pub(crate) fn split_hot_shard(svc: &Kinesis, name: &str, index: u32, at: u128) -
         split(svc, stream, index, at, now).map(|_| ())
     })?;
     svc.persist(&registry)
-}
-
-/// Open shards across the account, for the shard limit.
-fn open_shards(registry: &Registry, now: i64) -> u64 {
-    registry
-        .values()
-        .filter(|s| s.status_at(now).is_some())
-        .map(|s| s.open_shard_count() as u64)
-        .sum()
 }
 
 /// The stream a resharding request changes: ACTIVE and provisioned.

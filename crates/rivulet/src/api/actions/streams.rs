@@ -119,11 +119,7 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             ),
         ));
     }
-    let open: u64 = registry
-        .values()
-        .filter(|s| s.status_at(now).is_some())
-        .map(|s| s.open_shard_count() as u64)
-        .sum();
+    let open = open_shards(&registry, now);
     if open + u64::from(shard_count) > u64::from(svc.config.shard_limit) {
         return Err(shard_limit_exceeded(svc, open, shard_count));
     }
@@ -204,6 +200,15 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     empty()
 }
 
+/// Open shards across the account, for the shard limit.
+pub(super) fn open_shards(registry: &Registry, now: i64) -> u64 {
+    registry
+        .values()
+        .filter(|s| s.status_at(now).is_some())
+        .map(|s| s.open_shard_count() as u64)
+        .sum()
+}
+
 pub(super) fn shard_limit_exceeded(svc: &Kinesis, open: u64, extra: u32) -> ApiError {
     ApiError::new(
         ErrorKind::LimitExceeded,
@@ -257,12 +262,7 @@ pub fn delete_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     if stream.status_at(now) == Some(StreamStatus::Deleting) {
         return Err(ApiError::stream_in_use(&name, svc.account(), "DELETING"));
     }
-    let consumers = stream
-        .meta
-        .consumers
-        .iter()
-        .filter(|c| c.status_at(now).is_some())
-        .count();
+    let consumers = stream.live_consumers(now).count();
     if consumers > 0 && input.enforce_consumer_deletion != Some(true) {
         return Err(ApiError::new(
             ErrorKind::ResourceInUse,
@@ -381,12 +381,7 @@ pub fn describe_stream_summary(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>>
     let now = svc.now_ms();
     let mut summary = summary_fields(svc, stream, now);
     summary["OpenShardCount"] = stream.open_shard_count().into();
-    let consumers = stream
-        .meta
-        .consumers
-        .iter()
-        .filter(|c| c.status_at(now).is_some())
-        .count();
+    let consumers = stream.live_consumers(now).count();
     summary["ConsumerCount"] = consumers.into();
     if let Some(target) = stream.meta.warm_throughput_mibps {
         summary["WarmThroughput"] = super::settings::warm_throughput(target);

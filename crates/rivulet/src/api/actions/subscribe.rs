@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use super::consumers::{Resource, resource};
+use super::consumers::{Resource, consumer_not_found, resource};
 use super::reads::{RecordOut, Start, children_json, records_out, start_position, visible_shard};
 use super::streams::find;
 use super::{ApiResult, de_timestamp, parse};
@@ -170,23 +170,9 @@ fn plan(svc: &Kinesis, body: &[u8]) -> ApiResult<Plan> {
     let registry = svc.read();
     let s = find(svc, &registry, &stream)?;
     let consumer = s
-        .meta
-        .consumers
-        .iter()
-        .find(|c| {
-            c.name == name
-                && c.status_at(now).is_some()
-                && created_s.is_none_or(|t| t == c.created_ms / 1000)
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!(
-                    "Consumer {name} under stream {stream} under account {} not found.",
-                    svc.account()
-                ),
-            )
-        })?;
+        .consumer_index(&name, created_s, now)
+        .map(|i| &s.meta.consumers[i])
+        .ok_or_else(|| consumer_not_found(svc, &stream, &name))?;
     if consumer.status_at(now) != Some(ConsumerStatus::Active) {
         return Err(ApiError::new(
             ErrorKind::ResourceInUse,
