@@ -66,6 +66,12 @@ pub struct Config {
     /// Aliases (`alias/NAME`) of customer keys the key store creates if missing, besides
     /// the AWS-managed `alias/aws/kinesis`.
     pub kms_key_aliases: Vec<String>,
+    /// Metric series the store holds at most.
+    pub metric_series_max: usize,
+    /// `--alarm-topic NAME=TARGET`: where alarm actions naming an SNS topic go.
+    pub alarm_topics: Vec<(String, String)>,
+    /// The built-in health-check canary, when on.
+    pub canary: Option<crate::canary::CanaryConfig>,
 }
 
 impl Config {
@@ -87,6 +93,9 @@ impl Config {
             shard_rates: ShardRates::AWS,
             control_plane_limits: true,
             kms_key_aliases: Vec::new(),
+            metric_series_max: crate::monitor::SERIES_MAX_DEFAULT,
+            alarm_topics: Vec::new(),
+            canary: None,
         }
     }
 

@@ -26,6 +26,51 @@ struct Cli {
 enum Command {
     /// Run the server: the Kinesis Data Streams API on one port, stored under --data-dir.
     Serve(ServeArgs),
+    /// Run the health-check canary against an endpoint: put a timestamped record every
+    /// interval, consume it, publish the latency and keep its alarm installed.
+    Canary(CanaryArgs),
+    /// Alarm helpers.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
+}
+
+#[derive(Args)]
+struct CanaryOptions {
+    /// The canary's stream, created ON_DEMAND if missing.
+    #[arg(long = "canary-stream", env = "RIVULET_CANARY_STREAM", default_value = rivulet::canary::DEFAULT_STREAM)]
+    stream: String,
+    /// Seconds between canary records.
+    #[arg(long = "canary-interval-secs", env = "RIVULET_CANARY_INTERVAL_SECS", default_value_t = 60)]
+    interval_secs: u64,
+    /// Action of the canary's alarm on ALARM and OK (an ARN or http:// URL); repeatable.
+    #[arg(long = "canary-alarm-action")]
+    alarm_actions: Vec<String>,
+}
+
+#[derive(Args)]
+struct CanaryArgs {
+    /// The endpoint of the Kinesis and CloudWatch APIs.
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4567")]
+    endpoint_url: String,
+    /// Which half to run: both, produce or consume.
+    #[arg(long, value_enum, default_value = "both")]
+    role: rivulet::canary::Role,
+    #[command(flatten)]
+    options: CanaryOptions,
+}
+
+#[derive(Subcommand)]
+enum AlarmsCommand {
+    /// Install the recommended alarms for a stream: iterator age >= 60 s, read and write
+    /// throttling >= 1 %, PutRecord(s) success <= 95 %, GetRecords success <= 98 %.
+    InstallRecommended {
+        stream: String,
+        #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4567")]
+        endpoint_url: String,
+        /// Action on ALARM and OK (an ARN or http:// URL); repeatable.
+        #[arg(long)]
+        action: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -79,6 +124,28 @@ struct ServeArgs {
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
+    /// Run the health-check canary inside the server.
+    #[arg(long, env = "RIVULET_CANARY")]
+    canary: bool,
+    #[command(flatten)]
+    canary_options: CanaryOptions,
+    /// Where alarm actions naming an SNS topic go: NAME=http://URL, NAME=exec:COMMAND or
+    /// NAME=kinesis:STREAM; repeatable.
+    #[arg(long = "alarm-topic", env = "RIVULET_ALARM_TOPICS", value_delimiter = ',', value_parser = rivulet::monitor::notify::parse_topic)]
+    alarm_topics: Vec<(String, String)>,
+    /// Metric series kept at most (stream, shard and custom metrics together).
+    #[arg(long, env = "RIVULET_METRIC_SERIES_MAX", default_value_t = rivulet::monitor::SERIES_MAX_DEFAULT)]
+    metric_series_max: usize,
+}
+
+fn canary_config(o: CanaryOptions) -> anyhow::Result<rivulet::canary::CanaryConfig> {
+    anyhow::ensure!(o.interval_secs >= 1, "the canary interval must be at least 1 second");
+    let mut c = rivulet::canary::CanaryConfig::new(
+        &o.stream,
+        std::time::Duration::from_secs(o.interval_secs),
+    );
+    c.alarm_actions = o.alarm_actions;
+    Ok(c)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,7 +159,66 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Canary(args) => canary(args),
+        Command::Alarms(AlarmsCommand::InstallRecommended {
+            stream,
+            endpoint_url,
+            action,
+        }) => install_recommended(&stream, &endpoint_url, &action),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn canary(args: CanaryArgs) -> anyhow::Result<()> {
+    let mut config = canary_config(args.options)?;
+    config.role = args.role;
+    let endpoint = args.endpoint_url.trim_end_matches('/').to_owned();
+    runtime()?.block_on(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(rivulet::canary::run(endpoint, config, stopped));
+        shutdown_signal().await;
+        let _ = stop.send(true);
+        let _ = task.await;
+        anyhow::Ok(())
+    })
+}
+
+fn install_recommended(stream: &str, endpoint: &str, actions: &[String]) -> anyhow::Result<()> {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let mut url = format!(
+        "{}/rivulet/alarms/recommended?stream={}",
+        endpoint.trim_end_matches('/'),
+        encode(stream)
+    );
+    for a in actions {
+        url.push_str(&format!("&action={}", encode(a)));
+    }
+    runtime()?.block_on(async move {
+        let r = rivulet::httpc::post(&url, &[], Vec::new(), std::time::Duration::from_secs(30))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let body = String::from_utf8_lossy(&r.body);
+        anyhow::ensure!(r.status == 200, "HTTP {}: {body}", r.status);
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        for name in v["AlarmNames"].as_array().into_iter().flatten() {
+            println!("{}", name.as_str().unwrap_or_default());
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -128,11 +254,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.control_plane_limits = aws;
     config.kms_key_aliases = args.kms_keys;
     config.max_connections = args.max_connections;
+    config.alarm_topics = args.alarm_topics;
+    config.metric_series_max = args.metric_series_max;
+    if args.canary {
+        config.canary = Some(canary_config(args.canary_options)?);
+    }
     config.validate().map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let started = std::time::Instant::now();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -85,6 +85,11 @@ pub async fn start_with_backend(
     tasks.push(every(janitor_every, stopped.clone(), svc.clone(), |svc| {
         svc.tick()
     }));
+    tasks.push(tokio::spawn(deliver_notifications(svc.clone(), stopped.clone())));
+    if let Some(canary) = svc.config.canary.clone() {
+        let endpoint = format!("http://{addr}");
+        tasks.push(tokio::spawn(crate::canary::run(endpoint, canary, stopped.clone())));
+    }
     if let FsyncPolicy::Interval { ms } = svc.config.fsync {
         tasks.push(every(
             Duration::from_millis(ms),
@@ -99,6 +104,19 @@ pub async fn start_with_backend(
         stop,
         tasks,
     })
+}
+
+/// Delivers alarm notifications as they fall due, until stopped.
+async fn deliver_notifications(svc: Arc<Kinesis>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => if *stopped.borrow() { return },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if !svc.monitor.outbox.is_empty() {
+            crate::monitor::notify::deliver_due(&svc).await;
+        }
+    }
 }
 
 /// How long shutdown waits for open connections to finish their requests.

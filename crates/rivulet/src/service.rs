@@ -40,6 +40,8 @@ pub struct Kinesis {
     pub request_metrics: crate::api::metrics::RequestMetrics,
     /// Live SubscribeToShard streams.
     pub subscriptions: crate::api::actions::subscribe::Subscriptions,
+    /// Metrics, alarms and dashboards.
+    pub monitor: crate::monitor::Monitor,
 }
 
 impl Kinesis {
@@ -85,6 +87,14 @@ impl Kinesis {
             &config.kms_key_aliases,
         )?;
         let writers = WriterPool::start(config.writer_threads, config.fsync, clock.clone());
+        let monitor = crate::monitor::Monitor::open(
+            &config.data_dir,
+            clock.clone(),
+            &config.region,
+            &config.account_id,
+            config.metric_series_max,
+            config.alarm_topics.clone(),
+        )?;
         Ok(Kinesis {
             config,
             clock,
@@ -99,6 +109,7 @@ impl Kinesis {
             keys,
             subscriptions: Default::default(),
             request_metrics: Default::default(),
+            monitor,
         })
     }
 
@@ -194,6 +205,7 @@ impl Kinesis {
         self.remove_expired_shards(now);
         self.autoscale(now);
         self.enforce_retention(now);
+        self.monitor.tick();
     }
 
     /// Deletes the logs of closed shards whose records have all passed retention. Their
@@ -309,6 +321,7 @@ impl Kinesis {
 
     /// Finishes queued writes and, unless fsync is off, makes them durable.
     pub fn shutdown(&self) {
+        self.monitor.flush_all();
         self.writers.shutdown();
         if self.config.fsync != FsyncPolicy::Never {
             self.sync_all();
@@ -337,9 +350,6 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()));
     }
     let key = random_bytes::<32>()?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, key)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    crate::control::store::write_atomic(path, &key)?;
     Ok(key)
 }

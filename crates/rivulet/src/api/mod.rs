@@ -3,6 +3,7 @@
 //! response envelope. Only this module knows Kinesis error names and wire encodings.
 
 pub mod actions;
+pub mod cloudwatch;
 pub mod error;
 pub mod eventstream;
 pub mod metrics;
@@ -36,6 +37,12 @@ async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response
     let started = std::time::Instant::now();
     let request_id = svc.request_ids.next();
     let (parts, body) = request.into_parts();
+    if let Some(route) = other_route(&parts) {
+        let response = other_service(&svc, route, &parts, body).await;
+        svc.request_metrics
+            .record(None, response.status().as_u16(), started.elapsed());
+        return with_request_id(response, &request_id);
+    }
     let mut operation_seen = None;
     let mut response =
         match checked_body(&parts.method, &parts.headers, parts.uri.query(), body).await {
@@ -64,6 +71,125 @@ async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response
         response.headers_mut().insert("x-amzn-requestid", v);
     }
     response
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+/// Requests for the other services on this port.
+enum Route {
+    /// CloudWatch over JSON 1.0 or rpc-v2-cbor, with the operation named.
+    CloudWatch(cloudwatch::Protocol, String),
+    /// `POST /rivulet/alarms/recommended?stream=NAME[&action=ARN]…`
+    RecommendedAlarms,
+}
+
+fn other_route(parts: &axum::http::request::Parts) -> Option<Route> {
+    let path = parts.uri.path();
+    if let Some(op) = path.strip_prefix(cloudwatch::CBOR_PATH_PREFIX) {
+        return Some(Route::CloudWatch(cloudwatch::Protocol::Cbor, op.to_owned()));
+    }
+    if path == "/rivulet/alarms/recommended" {
+        return Some(Route::RecommendedAlarms);
+    }
+    let target = parts.headers.get("x-amz-target")?.to_str().ok()?;
+    let op = target.strip_prefix(cloudwatch::TARGET_PREFIX)?;
+    Some(Route::CloudWatch(cloudwatch::Protocol::Json, op.to_owned()))
+}
+
+async fn other_service(
+    svc: &Arc<Kinesis>,
+    route: Route,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Response {
+    if parts.method != Method::POST {
+        return access_denied();
+    }
+    let body = match axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    match route {
+        Route::CloudWatch(protocol, op) => {
+            if let Err(e) = check_auth(&parts.headers, parts.uri.query()) {
+                let e = cloudwatch::CwError {
+                    shape: e.kind.type_name(),
+                    code: e.kind.type_name(),
+                    status: e.kind.status().as_u16(),
+                    message: e.message.unwrap_or_default(),
+                };
+                return cloudwatch::error_response(protocol, &e);
+            }
+            if !cloudwatch::OPERATIONS.contains(&op.as_str()) {
+                return cloudwatch::unknown_operation(protocol, &op);
+            }
+            cloudwatch::handle(svc, protocol, &op, &parts.headers, body).await
+        }
+        Route::RecommendedAlarms => recommended_alarms(svc, parts.uri.query().unwrap_or("")),
+    }
+}
+
+/// Installs the recommended alarms for a stream: `stream=NAME` and any number of
+/// `action=ARN` (percent-encoded), each used for both ALARM and OK.
+fn recommended_alarms(svc: &Arc<Kinesis>, query: &str) -> Response {
+    let mut stream = None;
+    let mut actions = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "stream" => stream = Some(v),
+            "action" => actions.push(v),
+            _ => {}
+        }
+    }
+    let bad = |m: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"__type": "InvalidParameterValue", "message": m}).to_string(),
+        )
+            .into_response()
+    };
+    let Some(stream) = stream.filter(|s| !s.is_empty()) else {
+        return bad("the query must name the stream: ?stream=NAME".into());
+    };
+    match cloudwatch::install_recommended(svc, &stream, &actions) {
+        Ok(names) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "AlarmNames": names }).to_string(),
+        )
+            .into_response(),
+        Err(e) => bad(e.message),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Everything Kinesis checks before it parses the operation's input: method, content type,

@@ -115,14 +115,8 @@ impl KeyStore {
         let doc = Document {
             keys: self.keys.read().expect("keys lock").clone(),
         };
-        let tmp = self.path.with_extension("json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
-        )?;
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        fs::File::open(self.path.parent().expect("key store has a directory"))?.sync_all()
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        super::store::write_atomic(&self.path, &bytes)
     }
 
     /// The key number a KeyId names: a key id, a key ARN, an alias name or an alias ARN of

@@ -67,12 +67,20 @@ impl MetaStore {
             account: account.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        let dir = self.path.parent().expect("metadata file has a directory");
-        File::open(dir)?.sync_all()
+        write_atomic(&self.path, &bytes)
     }
+}
+
+/// Replaces the file at `path` with `bytes`: write to a temporary file, fsync, rename, fsync
+/// the directory. A crash leaves the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    let dir = path.parent().expect("file has a directory");
+    File::open(dir)?.sync_all()
 }

@@ -5,6 +5,7 @@
 //! GetRecords checks the iterator, reads from the log up to the record and byte limits,
 //! skips what retention has expired, and signs a fresh iterator for the next position.
 
+use crate::monitor::kinesis::GetOutcome;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -255,6 +256,7 @@ struct GetRecordsOutput<'a> {
 }
 
 pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let started = std::time::Instant::now();
     let input: GetRecordsInput = parse(body)?;
     let mut v = Violations::default();
     let token = v.required("shardIterator", input.shard_iterator.as_deref());
@@ -295,7 +297,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     {
         return Err(invalid());
     }
-    let (shard, runtime, child_shards, retention_hours, created_ms) = {
+    let (shard, runtime, child_shards, retention_hours, created_ms, shard_metrics) = {
         let registry = svc.read();
         let stream = find(svc, &registry, &it.stream_name)?;
         if stream.meta.created_ms != it.stream_created_ms {
@@ -309,11 +311,20 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
             .clone();
         let children = children_json(stream, &shard);
         let m = &stream.meta;
-        (shard, runtime, children, m.retention_hours, m.created_ms)
+        let metrics = m.shard_level_metrics.clone();
+        (shard, runtime, children, m.retention_hours, m.created_ms, metrics)
     };
     let (log, counters) = (&runtime.log, &runtime.counters);
+    let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
     if !runtime.throughput.admit_read(now) {
         ShardCounters::add(&counters.read_throttled, 1);
+        svc.monitor.get_records(&it.stream_name, None, latency_ms());
+        svc.monitor.shard(
+            &it.stream_name,
+            &shard.id(),
+            &shard_metrics,
+            &[("ReadProvisionedThroughputExceeded", "Count", 1.0)],
+        );
         return Err(rate_exceeded(svc, &shard, &it.stream_name));
     }
     let limit = input
@@ -354,6 +365,28 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         .sum();
     ShardCounters::add(&counters.outgoing_records, batch.records.len() as u64);
     ShardCounters::add(&counters.outgoing_bytes, bytes as u64);
+    let iterator_age_ms = batch
+        .records
+        .last()
+        .map_or(0, |r| (now - r.timestamp_ms).max(0));
+    let outcome = GetOutcome {
+        records: batch.records.len() as u64,
+        bytes: bytes as u64,
+        iterator_age_ms,
+    };
+    svc.monitor
+        .get_records(&it.stream_name, Some(outcome), latency_ms());
+    svc.monitor.shard(
+        &it.stream_name,
+        &shard.id(),
+        &shard_metrics,
+        &[
+            ("OutgoingBytes", "Bytes", bytes as f64),
+            ("OutgoingRecords", "Count", batch.records.len() as f64),
+            ("IteratorAgeMilliseconds", "Milliseconds", iterator_age_ms as f64),
+            ("ReadProvisionedThroughputExceeded", "Count", 0.0),
+        ],
+    );
     runtime.throughput.charge_read(bytes, now);
     let records = records_out(svc, epoch, &shard, &batch.records)?;
     let out = GetRecordsOutput {

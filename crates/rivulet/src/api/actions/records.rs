@@ -5,6 +5,7 @@
 //! a shard -> one write per shard to the shard writers, which batch and fsync -> sequence
 //! numbers from the positions the log assigned.
 
+use crate::monitor::kinesis::PutOutcome;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,8 @@ struct Target {
     encryption: Option<u32>,
     /// Open shards: index, hash range and runtime.
     shards: Vec<(u32, u128, u128, ShardRuntime)>,
+    /// Shard-level metrics enabled by EnableEnhancedMonitoring.
+    shard_metrics: Vec<String>,
 }
 
 impl Target {
@@ -168,6 +171,7 @@ fn target(svc: &Kinesis, name: &str) -> ApiResult<Target> {
         max_record_bytes: (stream.meta.max_record_size_kib as usize) << 10,
         encryption: stream.meta.encryption.as_ref().map(|e| e.key_number),
         shards,
+        shard_metrics: stream.meta.shard_level_metrics.clone(),
     })
 }
 
@@ -274,6 +278,16 @@ async fn write_routed(
                     &shard.counters.write_throttled,
                     (records.len() - admitted) as u64,
                 );
+                svc.monitor.shard(
+                    name,
+                    &crate::control::shard_id(index),
+                    &target.shard_metrics,
+                    &[(
+                        "WriteProvisionedThroughputExceeded",
+                        "Count",
+                        (records.len() - admitted) as f64,
+                    )],
+                );
                 for (slot, _) in keys.drain(admitted..) {
                     landed[slot] = Some(Err(Failure::Throttled(index)));
                 }
@@ -288,12 +302,26 @@ async fn write_routed(
                 .iter()
                 .map(|r| (r.data.len() + r.partition_key.len()) as u64)
                 .sum();
+            let target = target.clone();
+            let name = name.to_owned();
             tasks.spawn(async move {
                 let result = svc.writers.write(lane, shard.clone(), records).await;
                 if result.is_ok() {
                     ShardCounters::add(&shard.counters.incoming_records, keys.len() as u64);
                     ShardCounters::add(&shard.counters.incoming_bytes, bytes);
                     shard.load.record_hashes(keys.iter().map(|(_, hash)| *hash));
+                    if !target.shard_metrics.is_empty() {
+                        svc.monitor.shard(
+                            &name,
+                            &crate::control::shard_id(index),
+                            &target.shard_metrics,
+                            &[
+                                ("IncomingBytes", "Bytes", bytes as f64),
+                                ("IncomingRecords", "Count", keys.len() as f64),
+                                ("WriteProvisionedThroughputExceeded", "Count", 0.0),
+                            ],
+                        );
+                    }
                 }
                 (index, keys, result)
             });
@@ -332,6 +360,7 @@ async fn write_routed(
 }
 
 pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let started = std::time::Instant::now();
     let input: PutRecordInput = parse(body)?;
     let mut v = Violations::default();
     check_stream_ref(
@@ -365,6 +394,7 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
     )?;
     let target = target(svc, &name)?;
     check_record_size("data", &data, key, target.max_record_bytes)?;
+    let record_bytes = (data.len() + key.len()) as u64;
     let (data, flags) = protect(svc, target.encryption, data)?;
     // Positions only grow within a shard, so every acknowledged record already has a larger
     // sequence number than any earlier one: SequenceNumberForOrdering holds by construction.
@@ -385,11 +415,18 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         1,
     )
     .await?;
+    let landed = landed.into_iter().next().expect("one record");
+    let outcome = PutOutcome {
+        total_records: 1,
+        ok_records: landed.is_ok() as u64,
+        ok_bytes: if landed.is_ok() { record_bytes } else { 0 },
+        throttled_records: matches!(landed, Err(Failure::Throttled(_))) as u64,
+        failed_records: matches!(landed, Err(Failure::Internal)) as u64,
+    };
+    svc.monitor
+        .put_record(&name, outcome, started.elapsed().as_secs_f64() * 1000.0);
     let (index, sequence_number) =
         landed
-            .into_iter()
-            .next()
-            .expect("one record")
             .map_err(|failure| match failure {
                 Failure::Throttled(index) => ApiError::new(
                     ErrorKind::ProvisionedThroughputExceeded,
@@ -406,6 +443,7 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
 }
 
 pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let started = std::time::Instant::now();
     let input: PutRecordsInput = parse(body)?;
     let mut v = Violations::default();
     check_stream_ref(
@@ -463,6 +501,7 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
 
     // Decode, size-check and hash every record before writing any.
     let mut total = 0usize;
+    let mut sizes = Vec::with_capacity(entries.len());
     let mut routed = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let data = decode_data(e.data.as_deref().expect("checked"))?;
@@ -476,6 +515,7 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
             )?;
         }
         total += data.len() + key.len();
+        sizes.push((data.len() + key.len()) as u64);
         let hash = record_hash(key, e.explicit_hash_key.as_deref())?;
         let (data, flags) = protect(svc, target.encryption, data)?;
         routed.push(Routed {
@@ -498,6 +538,22 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
         ));
     }
     let landed = write_routed(svc, &name, routed, entries.len()).await?;
+    let mut outcome = PutOutcome {
+        total_records: landed.len() as u64,
+        ..PutOutcome::default()
+    };
+    for (l, size) in landed.iter().zip(&sizes) {
+        match l {
+            Ok(_) => {
+                outcome.ok_records += 1;
+                outcome.ok_bytes += size;
+            }
+            Err(Failure::Throttled(_)) => outcome.throttled_records += 1,
+            Err(Failure::Internal) => outcome.failed_records += 1,
+        }
+    }
+    svc.monitor
+        .put_records(&name, outcome, started.elapsed().as_secs_f64() * 1000.0);
     let mut failed = 0;
     // Shard ids formatted once per shard, not once per record.
     let mut ids: Vec<(u32, String)> = Vec::new();

@@ -104,6 +104,8 @@ pub async fn subscribe_to_shard(svc: &Arc<Kinesis>, body: Bytes) -> ApiResult<Re
         let mut live = svc.subscriptions.live.lock().expect("subscriptions lock");
         if let Some(existing) = live.get(&plan.key) {
             if now - existing.started_ms < TAKEOVER_AFTER_MS {
+                svc.monitor
+                    .subscribe(&plan.stream, consumer_name(&plan.key.0), false, true);
                 return Err(ApiError::new(
                     ErrorKind::ResourceInUse,
                     format!(
@@ -124,6 +126,8 @@ pub async fn subscribe_to_shard(svc: &Arc<Kinesis>, body: Bytes) -> ApiResult<Re
             },
         );
     }
+    svc.monitor
+        .subscribe(&plan.stream, consumer_name(&plan.key.0), true, false);
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(push(svc.clone(), plan, id, tx, cancelled));
     let body = Body::from_stream(Frames(rx));
@@ -133,6 +137,12 @@ pub async fn subscribe_to_shard(svc: &Arc<Kinesis>, body: Bytes) -> ApiResult<Re
         body,
     )
         .into_response())
+}
+
+/// The consumer name in a consumer ARN (`…:stream/S/consumer/NAME:CREATED`).
+fn consumer_name(arn: &str) -> &str {
+    let tail = arn.rsplit_once("/consumer/").map_or(arn, |(_, t)| t);
+    tail.rsplit_once(':').map_or(tail, |(n, _)| n)
 }
 
 fn plan(svc: &Kinesis, body: &[u8]) -> ApiResult<Plan> {
@@ -319,6 +329,14 @@ async fn push(
                 child_shards: ended.then_some(children),
             };
             let payload = serde_json::to_vec(&event).expect("serializes");
+            let bytes: usize = batch.records.iter().map(|r| r.data.len() + r.key.len()).sum();
+            svc.monitor.subscribe_event(
+                &plan.stream,
+                consumer_name(&plan.key.0),
+                batch.records.len() as u64,
+                bytes as u64,
+                behind,
+            );
             if tx
                 .send(eventstream::event("SubscribeToShardEvent", &payload))
                 .await
