@@ -99,8 +99,12 @@ impl Api {
     }
 
     async fn kinesis(&self, op: &str, body: Value) -> Result<Value, CallError> {
-        self.call(&format!("Kinesis_20131202.{op}"), "application/x-amz-json-1.1", body)
-            .await
+        self.call(
+            &format!("Kinesis_20131202.{op}"),
+            "application/x-amz-json-1.1",
+            body,
+        )
+        .await
     }
 
     async fn cloudwatch(&self, op: &str, body: Value) -> Result<Value, CallError> {
@@ -151,7 +155,11 @@ pub async fn run(endpoint: String, cfg: CanaryConfig, mut stopped: watch::Receiv
             }
             consumer.poll(&api, &cfg).await;
         }
-        let wait = if consume { POLL } else { next_put.saturating_duration_since(tokio::time::Instant::now()) };
+        let wait = if consume {
+            POLL
+        } else {
+            next_put.saturating_duration_since(tokio::time::Instant::now())
+        };
         tokio::select! {
             _ = stopped.changed() => if *stopped.borrow() { return },
             _ = tokio::time::sleep(wait) => {}
@@ -164,7 +172,8 @@ async fn setup(api: &Api, cfg: &CanaryConfig) -> Result<(), CallError> {
     match api.kinesis("DescribeStreamSummary", name.clone()).await {
         Ok(_) => {}
         Err((kind, _)) if kind == "ResourceNotFoundException" => {
-            let create = json!({"StreamName": cfg.stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
+            let create =
+                json!({"StreamName": cfg.stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
             match api.kinesis("CreateStream", create).await {
                 Ok(_) => {}
                 Err((kind, _)) if kind == "ResourceInUseException" => {}
@@ -231,11 +240,16 @@ impl Consumer {
     /// Picks up shards not followed yet: at start from LATEST, later (children of a
     /// reshard) from TRIM_HORIZON.
     async fn relist(&mut self, api: &Api, stream: &str, from: &str) {
-        let Ok(list) = api.kinesis("ListShards", json!({"StreamName": stream})).await else {
+        let Ok(list) = api
+            .kinesis("ListShards", json!({"StreamName": stream}))
+            .await
+        else {
             return;
         };
         for shard in list["Shards"].as_array().into_iter().flatten() {
-            let Some(id) = shard["ShardId"].as_str() else { continue };
+            let Some(id) = shard["ShardId"].as_str() else {
+                continue;
+            };
             if self.shards.contains_key(id) {
                 continue;
             }
@@ -259,7 +273,10 @@ impl Consumer {
                     None => continue,
                 },
             };
-            match api.kinesis("GetRecords", json!({"ShardIterator": it, "Limit": 100})).await {
+            match api
+                .kinesis("GetRecords", json!({"ShardIterator": it, "Limit": 100}))
+                .await
+            {
                 Ok(out) => {
                     let mut last = last;
                     for r in out["Records"].as_array().into_iter().flatten() {
@@ -286,9 +303,17 @@ impl Consumer {
     }
 }
 
-async fn iterator(api: &Api, stream: &str, shard: &str, from: &str, after: Option<&str>) -> Option<String> {
+async fn iterator(
+    api: &Api,
+    stream: &str,
+    shard: &str,
+    from: &str,
+    after: Option<&str>,
+) -> Option<String> {
     let body = match after {
-        Some(seq) => json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq}),
+        Some(seq) => {
+            json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq})
+        }
         None => json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": from}),
     };
     match api.kinesis("GetShardIterator", body).await {

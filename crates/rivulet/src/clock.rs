@@ -91,7 +91,10 @@ pub fn instant(ms: i64) -> String {
 fn split_day(ms: i64) -> (String, i64) {
     let secs = ms.div_euclid(1000);
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    (format!("{year:04}-{month:02}-{day:02}"), secs.rem_euclid(86_400))
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        secs.rem_euclid(86_400),
+    )
 }
 
 fn hms(rem: i64) -> String {
@@ -115,7 +118,11 @@ pub fn parse_time(s: &str) -> Option<i64> {
         .unwrap_or(time);
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next().unwrap_or(Some(0))?, t.next().unwrap_or(Some(0))?);
+    let (h, mi, sec) = (
+        t.next()??,
+        t.next().unwrap_or(Some(0))?,
+        t.next().unwrap_or(Some(0))?,
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
@@ -174,7 +181,10 @@ mod tests {
         for ms in [0, 951_782_400_000, 1_421_889_722_123, 4_102_444_799_999] {
             assert_eq!(parse_time(&instant(ms)), Some(ms));
         }
-        assert_eq!(parse_time("2015-01-22T01:22:02+00:00"), Some(1_421_889_722_000));
+        assert_eq!(
+            parse_time("2015-01-22T01:22:02+00:00"),
+            Some(1_421_889_722_000)
+        );
         assert_eq!(parse_time("1421889722.5"), Some(1_421_889_722_500));
         assert_eq!(parse_time("2015-13-01T00:00:00Z"), None);
     }

@@ -36,7 +36,9 @@ async fn exchange(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<
         Some("https") => return Err("https endpoints need TLS, which is not built in yet".into()),
         _ => return Err(format!("bad URL {url}: only http:// is supported")),
     }
-    let host = uri.host().ok_or_else(|| format!("bad URL {url}: no host"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("bad URL {url}: no host"))?;
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
@@ -48,7 +50,11 @@ async fn exchange(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host).to_owned();
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str())
+        .unwrap_or(host)
+        .to_owned();
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut request = Request::post(path).header(hyper::header::HOST, authority);
     for (name, value) in headers {

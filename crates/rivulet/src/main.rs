@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: the Kinesis Data Streams API on one port, stored under --data-dir.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the health-check canary against an endpoint: put a timestamped record every
     /// interval, consume it, publish the latency and keep its alarm installed.
     Canary(CanaryArgs),
@@ -40,7 +40,11 @@ struct CanaryOptions {
     #[arg(long = "canary-stream", env = "RIVULET_CANARY_STREAM", default_value = rivulet::canary::DEFAULT_STREAM)]
     stream: String,
     /// Seconds between canary records.
-    #[arg(long = "canary-interval-secs", env = "RIVULET_CANARY_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        long = "canary-interval-secs",
+        env = "RIVULET_CANARY_INTERVAL_SECS",
+        default_value_t = 60
+    )]
     interval_secs: u64,
     /// Action of the canary's alarm on ALARM and OK (an ARN or http:// URL); repeatable.
     #[arg(long = "canary-alarm-action")]
@@ -50,7 +54,11 @@ struct CanaryOptions {
 #[derive(Args)]
 struct CanaryArgs {
     /// The endpoint of the Kinesis and CloudWatch APIs.
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4567")]
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:4567"
+    )]
     endpoint_url: String,
     /// Which half to run: both, produce or consume.
     #[arg(long, value_enum, default_value = "both")]
@@ -65,7 +73,11 @@ enum AlarmsCommand {
     /// throttling >= 1 %, PutRecord(s) success <= 95 %, GetRecords success <= 98 %.
     InstallRecommended {
         stream: String,
-        #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4567")]
+        #[arg(
+            long,
+            env = "AWS_ENDPOINT_URL",
+            default_value = "http://127.0.0.1:4567"
+        )]
         endpoint_url: String,
         /// Action on ALARM and OK (an ARN or http:// URL); repeatable.
         #[arg(long)]
@@ -139,7 +151,10 @@ struct ServeArgs {
 }
 
 fn canary_config(o: CanaryOptions) -> anyhow::Result<rivulet::canary::CanaryConfig> {
-    anyhow::ensure!(o.interval_secs >= 1, "the canary interval must be at least 1 second");
+    anyhow::ensure!(
+        o.interval_secs >= 1,
+        "the canary interval must be at least 1 second"
+    );
     let mut c = rivulet::canary::CanaryConfig::new(
         &o.stream,
         std::time::Duration::from_secs(o.interval_secs),
@@ -158,7 +173,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Canary(args) => canary(args),
         Command::Alarms(AlarmsCommand::InstallRecommended {
             stream,

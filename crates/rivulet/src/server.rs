@@ -85,10 +85,17 @@ pub async fn start_with_backend(
     tasks.push(every(janitor_every, stopped.clone(), svc.clone(), |svc| {
         svc.tick()
     }));
-    tasks.push(tokio::spawn(deliver_notifications(svc.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(deliver_notifications(
+        svc.clone(),
+        stopped.clone(),
+    )));
     if let Some(canary) = svc.config.canary.clone() {
         let endpoint = format!("http://{addr}");
-        tasks.push(tokio::spawn(crate::canary::run(endpoint, canary, stopped.clone())));
+        tasks.push(tokio::spawn(crate::canary::run(
+            endpoint,
+            canary,
+            stopped.clone(),
+        )));
     }
     if let FsyncPolicy::Interval { ms } = svc.config.fsync {
         tasks.push(every(

@@ -144,7 +144,56 @@ pub fn render(svc: &Kinesis) -> String {
         );
     }
     render_shards(svc, &mut out);
+    render_monitoring(svc, &mut out);
     out
+}
+
+/// The metric store and alarms: series and bytes kept, dropped datapoints, one gauge per
+/// alarm and state (1 for the current state), and notifications waiting for delivery.
+fn render_monitoring(svc: &Kinesis, out: &mut String) {
+    let m = &svc.monitor;
+    let gauges = [
+        (
+            "rivulet_metric_series",
+            "Metric series in the store.",
+            m.store.series_count() as f64,
+        ),
+        (
+            "rivulet_metric_store_bytes",
+            "Bytes of metric log segments.",
+            m.store.size_bytes() as f64,
+        ),
+        (
+            "rivulet_metric_datapoints_dropped_total",
+            "Internal datapoints dropped because the series limit was reached.",
+            m.store.dropped() as f64,
+        ),
+        (
+            "rivulet_alarm_notifications_queued",
+            "Alarm notifications waiting for delivery or a retry.",
+            m.outbox.len() as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rivulet_alarm_state Alarm states: 1 for the state an alarm is in.\n# TYPE rivulet_alarm_state gauge"
+    );
+    for a in m.alarms.list() {
+        for state in ["OK", "ALARM", "INSUFFICIENT_DATA"] {
+            let _ = writeln!(
+                out,
+                "rivulet_alarm_state{{alarm=\"{}\",state=\"{state}\"}} {}",
+                label(&a.spec.name),
+                u8::from(a.state.as_str() == state)
+            );
+        }
+    }
 }
 
 fn render_shards(svc: &Kinesis, out: &mut String) {

@@ -62,8 +62,8 @@ impl Agg {
         let mut merged: Vec<(i16, u32)> = Vec::with_capacity(self.hist.len() + other.hist.len());
         let (mut i, mut j) = (0, 0);
         while i < self.hist.len() || j < other.hist.len() {
-            let take_left = j >= other.hist.len()
-                || (i < self.hist.len() && self.hist[i].0 <= other.hist[j].0);
+            let take_left =
+                j >= other.hist.len() || (i < self.hist.len() && self.hist[i].0 <= other.hist[j].0);
             let (k, n) = if take_left {
                 i += 1;
                 self.hist[i - 1]
@@ -98,6 +98,13 @@ impl Agg {
         if total == 0 {
             return None;
         }
+        // The extremes are known exactly.
+        if p <= 0.0 {
+            return Some(self.min);
+        }
+        if p >= 100.0 {
+            return Some(self.max);
+        }
         let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
         let mut seen = 0u64;
         for (k, n) in &self.hist {
@@ -129,7 +136,9 @@ impl Agg {
     /// Decodes from the front of `bytes`, returning the rest.
     pub fn decode(bytes: &[u8]) -> Option<(Agg, &[u8])> {
         let f = |i: usize| -> Option<f64> {
-            Some(f64::from_le_bytes(bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?))
+            Some(f64::from_le_bytes(
+                bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
         };
         let (count, sum, min, max) = (f(0)?, f(1)?, f(2)?, f(3)?);
         let n = u16::from_le_bytes(bytes.get(32..34)?.try_into().ok()?) as usize;

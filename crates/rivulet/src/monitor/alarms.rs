@@ -115,9 +115,7 @@ pub enum Watched {
     },
     /// Metric math: GetMetricData-style queries, one of which returns data. Stored as the
     /// queries' JSON so the API can echo them.
-    Math {
-        queries: Vec<serde_json::Value>,
-    },
+    Math { queries: Vec<serde_json::Value> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,17 +234,28 @@ impl Alarms {
     }
 
     pub fn arn(&self, name: &str) -> String {
-        format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", self.region, self.account)
+        format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+            self.region, self.account
+        )
     }
 
     /// Creates or replaces an alarm. A new alarm starts in INSUFFICIENT_DATA; a replaced
     /// one keeps its state until the next evaluation.
-    pub fn put(&self, spec: AlarmSpec, input: serde_json::Value, actions_enabled: bool, now_ms: i64) -> Result<(), String> {
+    pub fn put(
+        &self,
+        spec: AlarmSpec,
+        input: serde_json::Value,
+        actions_enabled: bool,
+        now_ms: i64,
+    ) -> Result<(), String> {
         let mut book = self.lock();
         let name = spec.name.clone();
         let existing = book.alarms.remove(&name);
         if existing.is_none() && book.alarms.len() >= ALARMS_MAX {
-            return Err(format!("The maximum number of alarms ({ALARMS_MAX}) has been reached."));
+            return Err(format!(
+                "The maximum number of alarms ({ALARMS_MAX}) has been reached."
+            ));
         }
         let updated = existing.is_some();
         let alarm = match existing {
@@ -283,7 +292,10 @@ impl Alarms {
                 alarm_name: name.clone(),
                 timestamp_ms: now_ms,
                 kind: "ConfigurationUpdate".into(),
-                summary: format!("Alarm \"{name}\" {}", if updated { "updated" } else { "created" }),
+                summary: format!(
+                    "Alarm \"{name}\" {}",
+                    if updated { "updated" } else { "created" }
+                ),
                 data: data.to_string(),
             },
         );
@@ -332,7 +344,7 @@ impl Alarms {
         self.save(&book);
     }
 
-    /// SetAlarmState: the state holds until the next evaluation. Unknown alarm → Err.
+    /// SetAlarmState: the state holds until the next evaluation. None for an unknown alarm.
     pub fn set_state(
         &self,
         name: &str,
@@ -340,18 +352,24 @@ impl Alarms {
         reason: &str,
         reason_data: Option<String>,
         now_ms: i64,
-    ) -> Result<Vec<Notification>, ()> {
+    ) -> Option<Vec<Notification>> {
         let mut book = self.lock();
         if !book.alarms.contains_key(name) {
-            return Err(());
+            return None;
         }
         let out = self.transition(&mut book, name, state, reason.into(), reason_data, now_ms);
         self.save(&book);
-        Ok(out)
+        Some(out)
     }
 
     /// Records an action's outcome in the history.
-    pub fn action_result(&self, alarm_name: &str, summary: String, data: serde_json::Value, now_ms: i64) {
+    pub fn action_result(
+        &self,
+        alarm_name: &str,
+        summary: String,
+        data: serde_json::Value,
+        now_ms: i64,
+    ) {
         let mut book = self.lock();
         push_history(
             &mut book,
@@ -378,7 +396,8 @@ impl Alarms {
                     // Alarms of a minute or more are evaluated every minute, as CloudWatch does.
                     let step = p.min(60_000);
                     let until = now_ms - now_ms.rem_euclid(step);
-                    (until > a.evaluated_until_ms).then(|| (a.spec.name.clone(), a.spec.clone(), until))
+                    (until > a.evaluated_until_ms)
+                        .then(|| (a.spec.name.clone(), a.spec.clone(), until))
                 })
                 .collect()
         };
@@ -399,7 +418,14 @@ impl Alarms {
             let current = alarm.state;
             if let Some((state, reason, data)) = decide(&spec, &points, current) {
                 if state != current {
-                    notifications.extend(self.transition(&mut book, &name, state, reason, Some(data), now_ms));
+                    notifications.extend(self.transition(
+                        &mut book,
+                        &name,
+                        state,
+                        reason,
+                        Some(data),
+                        now_ms,
+                    ));
                     self.save(&book);
                 } else if let Some(a) = book.alarms.get_mut(&name) {
                     a.reason = reason;
@@ -525,7 +551,11 @@ fn push_history(book: &mut Book, item: HistoryItem) {
 type Datapoint = (i64, Option<f64>);
 
 /// The evaluation range ending at `until_ms`: `EvaluationPeriods` periods, oldest first.
-fn datapoints(store: &MetricStore, spec: &AlarmSpec, until_ms: i64) -> Result<Vec<Datapoint>, String> {
+fn datapoints(
+    store: &MetricStore,
+    spec: &AlarmSpec,
+    until_ms: i64,
+) -> Result<Vec<Datapoint>, String> {
     let p = spec.period_s;
     let end = until_ms.div_euclid(1000);
     let end = end - end.rem_euclid(p);
@@ -569,10 +599,17 @@ fn datapoints(store: &MetricStore, spec: &AlarmSpec, until_ms: i64) -> Result<Ve
 /// CloudWatch decides on the datapoints it has first: ALARM when at least M breach, OK when
 /// so many are fine that even missing points counted as breaching could not reach M. Only
 /// when the real points cannot decide does TreatMissingData fill the missing ones.
-fn decide(spec: &AlarmSpec, points: &[Datapoint], current: State) -> Option<(State, String, String)> {
+fn decide(
+    spec: &AlarmSpec,
+    points: &[Datapoint],
+    current: State,
+) -> Option<(State, String, String)> {
     let m = spec.datapoints_to_alarm as usize;
     let breaching = |v: f64| spec.comparison.breaches(v, spec.threshold);
-    let present: Vec<(i64, f64)> = points.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).collect();
+    let present: Vec<(i64, f64)> = points
+        .iter()
+        .filter_map(|(t, v)| v.map(|v| (*t, v)))
+        .collect();
     let b = present.iter().filter(|(_, v)| breaching(*v)).count();
     let missing = points.len() - present.len();
     let state = if b >= m {
@@ -613,10 +650,18 @@ fn decide(spec: &AlarmSpec, points: &[Datapoint], current: State) -> Option<(Sta
         ),
         _ => format!(
             "Threshold Crossed: {} out of the last {} datapoints [{}] {} {} the threshold ({}) (minimum {} datapoint{} for {} transition).",
-            if state == State::Alarm { b } else { present.len() - b },
+            if state == State::Alarm {
+                b
+            } else {
+                present.len() - b
+            },
             points.len(),
             shown.join(", "),
-            if state == State::Alarm { "was" } else { "was not" },
+            if state == State::Alarm {
+                "was"
+            } else {
+                "was not"
+            },
             match spec.comparison {
                 Comparison::GreaterThanOrEqualToThreshold => "greater than or equal to",
                 Comparison::GreaterThanThreshold => "greater than",
@@ -625,8 +670,16 @@ fn decide(spec: &AlarmSpec, points: &[Datapoint], current: State) -> Option<(Sta
             },
             spec.threshold,
             if state == State::Alarm { m } else { 1 },
-            if m == 1 || state != State::Alarm { "" } else { "s" },
-            if state == State::Alarm { "OK -> ALARM" } else { "ALARM -> OK" },
+            if m == 1 || state != State::Alarm {
+                ""
+            } else {
+                "s"
+            },
+            if state == State::Alarm {
+                "OK -> ALARM"
+            } else {
+                "ALARM -> OK"
+            },
         ),
     };
     let _ = current;
@@ -692,7 +745,11 @@ mod tests {
         for md in [Breaching, NotBreaching, Ignore, Missing] {
             assert_eq!(state(3, 3, md, "X X X", State::Ok), Some(State::Alarm));
             assert_eq!(state(3, 3, md, "0 X X", State::Alarm), Some(State::Ok));
-            assert_eq!(state(3, 3, md, "0 - X", State::Alarm), Some(State::Ok), "{md:?}");
+            assert_eq!(
+                state(3, 3, md, "0 - X", State::Alarm),
+                Some(State::Ok),
+                "{md:?}"
+            );
             assert_eq!(state(2, 3, md, "X - X", State::Ok), Some(State::Alarm));
         }
     }
@@ -702,11 +759,20 @@ mod tests {
         use MissingData::*;
         let cur = State::Ok;
         assert_eq!(state(3, 3, Breaching, "- - -", cur), Some(State::Alarm));
-        assert_eq!(state(3, 3, NotBreaching, "- - -", State::Alarm), Some(State::Ok));
+        assert_eq!(
+            state(3, 3, NotBreaching, "- - -", State::Alarm),
+            Some(State::Ok)
+        );
         assert_eq!(state(3, 3, Ignore, "- - -", cur), None);
-        assert_eq!(state(3, 3, Missing, "- - -", cur), Some(State::InsufficientData));
+        assert_eq!(
+            state(3, 3, Missing, "- - -", cur),
+            Some(State::InsufficientData)
+        );
         assert_eq!(state(3, 3, Breaching, "X - X", cur), Some(State::Alarm));
-        assert_eq!(state(3, 3, NotBreaching, "X - X", State::Alarm), Some(State::Ok));
+        assert_eq!(
+            state(3, 3, NotBreaching, "X - X", State::Alarm),
+            Some(State::Ok)
+        );
         assert_eq!(state(3, 3, Ignore, "X - X", cur), None);
         assert_eq!(state(3, 3, Missing, "- - X", cur), Some(State::Alarm));
         assert_eq!(state(1, 1, Breaching, "-", cur), Some(State::Alarm));

@@ -25,8 +25,9 @@ impl Dashboards {
     pub fn open(dir: &Path) -> anyhow::Result<Dashboards> {
         let path = dir.join("dashboards.json");
         let all = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| anyhow::anyhow!("{} is not a dashboard document: {e}", path.display()))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                anyhow::anyhow!("{} is not a dashboard document: {e}", path.display())
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e.into()),
         };
@@ -44,7 +45,9 @@ impl Dashboards {
     pub fn put(&self, name: &str, body: String, now_ms: i64) -> Result<(), String> {
         let mut all = self.all.lock().expect("dashboards lock");
         if !all.contains_key(name) && all.len() >= DASHBOARDS_MAX {
-            return Err(format!("The maximum number of dashboards ({DASHBOARDS_MAX}) has been reached."));
+            return Err(format!(
+                "The maximum number of dashboards ({DASHBOARDS_MAX}) has been reached."
+            ));
         }
         all.insert(
             name.into(),

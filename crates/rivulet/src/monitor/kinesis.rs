@@ -132,7 +132,14 @@ impl Monitor {
         self.store.record_internal(self.clock.now_ms(), points);
     }
 
-    pub fn subscribe_event(&self, stream: &str, consumer: &str, records: u64, bytes: u64, behind_ms: i64) {
+    pub fn subscribe_event(
+        &self,
+        stream: &str,
+        consumer: &str,
+        records: u64,
+        bytes: u64,
+        behind_ms: i64,
+    ) {
         let dims = [("StreamName", stream), ("ConsumerName", consumer)];
         let points = [
             ("SubscribeToShardEvent.Success", "Count", 1.0),
@@ -152,13 +159,23 @@ impl Monitor {
 
     /// Shard-level metrics; `enabled` is the stream's ShardLevelMetrics list, and only the
     /// metrics named in it are kept.
-    pub fn shard(&self, stream: &str, shard_id: &str, enabled: &[String], points: &[(&str, &'static str, f64)]) {
+    pub fn shard(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        enabled: &[String],
+        points: &[(&str, &'static str, f64)],
+    ) {
         let points: Vec<_> = points
             .iter()
             .filter(|(name, ..)| enabled.iter().any(|e| e == name))
             .map(|(name, unit, v)| {
                 (
-                    SeriesKey::new(NAMESPACE, name, &[("StreamName", stream), ("ShardId", shard_id)]),
+                    SeriesKey::new(
+                        NAMESPACE,
+                        name,
+                        &[("StreamName", stream), ("ShardId", shard_id)],
+                    ),
                     *unit,
                     Agg::one(*v),
                 )

@@ -80,7 +80,10 @@ impl Monitor {
             if let Err(n) = self.outbox.push(n, now) {
                 self.alarms.action_result(
                     &n.alarm_name,
-                    format!("Failed to execute action {}: the notification queue is full", n.action),
+                    format!(
+                        "Failed to execute action {}: the notification queue is full",
+                        n.action
+                    ),
                     serde_json::json!({"actionState": "Failed", "notificationResource": n.action}),
                     now,
                 );

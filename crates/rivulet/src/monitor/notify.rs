@@ -59,7 +59,9 @@ impl Outbox {
         if q.len() >= OUTBOX_MAX {
             return Err(n);
         }
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         q.push_back(Pending {
             n,
             attempt: 1,
@@ -79,7 +81,8 @@ impl Outbox {
 
     fn take_due(&self, now_ms: i64) -> Vec<Pending> {
         let mut q = self.queue.lock().expect("outbox lock");
-        let (due, later): (Vec<Pending>, Vec<Pending>) = q.drain(..).partition(|p| p.due_ms <= now_ms);
+        let (due, later): (Vec<Pending>, Vec<Pending>) =
+            q.drain(..).partition(|p| p.due_ms <= now_ms);
         q.extend(later);
         due
     }
@@ -116,7 +119,9 @@ fn parse_target(t: &str) -> Result<Target, String> {
     } else if let Some(stream) = t.strip_prefix("kinesis:") {
         Ok(Target::Stream(stream.into()))
     } else {
-        Err(format!("alarm topic target '{t}' must be http://…, exec:COMMAND or kinesis:STREAM"))
+        Err(format!(
+            "alarm topic target '{t}' must be http://…, exec:COMMAND or kinesis:STREAM"
+        ))
     }
 }
 
@@ -134,7 +139,10 @@ fn sns_envelope(svc: &Kinesis, n: &Notification, id: u64, now_ms: i64) -> serde_
     let topic = if n.action.starts_with("arn:aws:sns:") {
         n.action.clone()
     } else {
-        format!("arn:aws:sns:{}:{}:rivulet-alarms", svc.config.region, svc.config.account_id)
+        format!(
+            "arn:aws:sns:{}:{}:rivulet-alarms",
+            svc.config.region, svc.config.account_id
+        )
     };
     json!({
         "Type": "Notification",
@@ -150,7 +158,12 @@ fn sns_envelope(svc: &Kinesis, n: &Notification, id: u64, now_ms: i64) -> serde_
     })
 }
 
-async fn attempt(svc: &Arc<Kinesis>, target: Target, n: &Notification, id: u64) -> Result<String, String> {
+async fn attempt(
+    svc: &Arc<Kinesis>,
+    target: Target,
+    n: &Notification,
+    id: u64,
+) -> Result<String, String> {
     let now = svc.now_ms();
     match target {
         Target::Webhook(url) => {
@@ -193,7 +206,12 @@ async fn attempt(svc: &Arc<Kinesis>, target: Target, n: &Notification, id: u64) 
             drop(stdin);
             let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
                 .await
-                .map_err(|_| format!("'{cmd}' did not finish within {} s", COMMAND_TIMEOUT.as_secs()))?
+                .map_err(|_| {
+                    format!(
+                        "'{cmd}' did not finish within {} s",
+                        COMMAND_TIMEOUT.as_secs()
+                    )
+                })?
                 .map_err(|e| e.to_string())?;
             if out.status.success() {
                 Ok("exit status 0".into())
@@ -237,11 +255,11 @@ pub async fn deliver_due(svc: &Arc<Kinesis>) {
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok((mut p, result)) = joined else { continue };
-        let now = svc.now_ms();
-        let data = |state: &str, detail: &str| {
-            json!({"actionState": state, "notificationResource": p.n.action, "detail": detail, "attempt": p.attempt})
+        let Ok((mut p, result)) = joined else {
+            continue;
         };
+        let now = svc.now_ms();
+        let data = |state: &str, detail: &str| json!({"actionState": state, "notificationResource": p.n.action, "detail": detail, "attempt": p.attempt});
         match result {
             Ok(detail) => monitor.alarms.action_result(
                 &p.n.alarm_name,
@@ -262,11 +280,19 @@ pub async fn deliver_due(svc: &Arc<Kinesis>) {
                 );
                 p.attempt += 1;
                 p.due_ms = now + wait;
-                monitor.outbox.queue.lock().expect("outbox lock").push_back(p);
+                monitor
+                    .outbox
+                    .queue
+                    .lock()
+                    .expect("outbox lock")
+                    .push_back(p);
             }
             Err(e) => monitor.alarms.action_result(
                 &p.n.alarm_name,
-                format!("Failed to execute action {} after {ATTEMPTS_MAX} attempts: {e}", p.n.action),
+                format!(
+                    "Failed to execute action {} after {ATTEMPTS_MAX} attempts: {e}",
+                    p.n.action
+                ),
                 data("Failed", &e),
                 now,
             ),

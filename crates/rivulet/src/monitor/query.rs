@@ -34,7 +34,8 @@ impl Stat {
             _ => {
                 let p: f64 = s.strip_prefix('p')?.parse().ok()?;
                 let two_decimals = s.split('.').nth(1).is_none_or(|d| d.len() <= 2);
-                if !(0.0..=100.0).contains(&p) || !two_decimals || s.contains(['e', 'E', '+', '-']) {
+                if !(0.0..=100.0).contains(&p) || !two_decimals || s.contains(['e', 'E', '+', '-'])
+                {
                     return None;
                 }
                 Stat::Percentile(p)
@@ -153,7 +154,10 @@ pub fn metric_data(
         .filter(|q| q.metric.is_some())
         .map(|q| q.id.clone())
         .collect();
-    for q in queries.iter().filter_map(|q| q.metric.as_ref().map(|m| (q, m))) {
+    for q in queries
+        .iter()
+        .filter_map(|q| q.metric.as_ref().map(|m| (q, m)))
+    {
         let (q, m) = q;
         let points = periods(store, &m.key, m.unit.as_deref(), start_s, end_s, m.period_s)?;
         let (timestamps, values) = points
@@ -174,7 +178,8 @@ pub fn metric_data(
     let mut parsed: Vec<(&Query, expr::Expr)> = Vec::new();
     for q in queries {
         if let Some(text) = &q.expression {
-            let e = expr::parse(text).map_err(|m| format!("Error in expression '{}': {m}", q.id))?;
+            let e =
+                expr::parse(text).map_err(|m| format!("Error in expression '{}': {m}", q.id))?;
             parsed.push((q, e));
         }
     }
@@ -205,7 +210,8 @@ pub fn metric_data(
                 grid: grid.clone(),
                 period_s,
             };
-            let v = expr::eval(&e, &env).map_err(|m| format!("Error in expression '{}': {m}", q.id))?;
+            let v =
+                expr::eval(&e, &env).map_err(|m| format!("Error in expression '{}': {m}", q.id))?;
             results.insert(q.id.clone(), v);
         }
         if waiting.len() == before {
@@ -220,7 +226,13 @@ pub fn metric_data(
     for q in queries.iter().filter(|q| q.return_data) {
         let label = q.label.clone();
         match results.remove(&q.id) {
-            Some(Value::Series(s)) => out.push(result(q, label.unwrap_or(s.label.clone()), s)),
+            Some(Value::Series(s)) => {
+                let label = label.unwrap_or_else(|| match q.metric {
+                    Some(_) => s.label.clone(),
+                    None => q.id.clone(),
+                });
+                out.push(result(q, label, s))
+            }
             Some(Value::Scalar(v)) => {
                 // A scalar is a value at every period of the grid.
                 let s = TimeSeries {

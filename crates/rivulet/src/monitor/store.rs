@@ -325,7 +325,12 @@ impl MetricStore {
     /// Series matching a filter, in key order.
     pub fn list(&self, filter: impl Fn(&SeriesInfo) -> bool) -> Vec<SeriesInfo> {
         let inner = self.lock();
-        let mut out: Vec<SeriesInfo> = inner.series.values().filter(|s| filter(s)).cloned().collect();
+        let mut out: Vec<SeriesInfo> = inner
+            .series
+            .values()
+            .filter(|s| filter(s))
+            .cloned()
+            .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
@@ -366,7 +371,10 @@ impl MetricStore {
                 break;
             }
             for r in &batch.records {
-                let Some(id) = r.key.get(..4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+                let Some(id) = r
+                    .key
+                    .get(..4)
+                    .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
                 else {
                     continue;
                 };
@@ -428,24 +436,55 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = MetricStore::open(&dir, 10, 15 * 86_400_000).unwrap();
         let t0 = 1_700_000_040_000; // a minute boundary
-        store.record(t0 + 1_000, 60, vec![(key("a"), "Bytes", Agg::one(10.0))]).unwrap();
-        store.record(t0 + 2_000, 60, vec![(key("a"), "Bytes", Agg::one(30.0))]).unwrap();
-        assert_eq!(store.flush(t0 + 30_000, false).unwrap(), 0, "bucket still open");
+        store
+            .record(t0 + 1_000, 60, vec![(key("a"), "Bytes", Agg::one(10.0))])
+            .unwrap();
+        store
+            .record(t0 + 2_000, 60, vec![(key("a"), "Bytes", Agg::one(30.0))])
+            .unwrap();
+        assert_eq!(
+            store.flush(t0 + 30_000, false).unwrap(),
+            0,
+            "bucket still open"
+        );
         assert_eq!(store.flush(t0 + 60_000, false).unwrap(), 1);
         // Late datum for the flushed bucket, and one for the next.
-        store.record(t0 + 5_000, 60, vec![(key("a"), "Bytes", Agg::one(5.0))]).unwrap();
-        store.record(t0 + 61_000, 60, vec![(key("a"), "Bytes", Agg::one(7.0))]).unwrap();
+        store
+            .record(t0 + 5_000, 60, vec![(key("a"), "Bytes", Agg::one(5.0))])
+            .unwrap();
+        store
+            .record(t0 + 61_000, 60, vec![(key("a"), "Bytes", Agg::one(7.0))])
+            .unwrap();
         let id = store.lookup(&key("a")).unwrap().id;
-        let got = store.fetch(&[id], t0, t0 + 120_000).unwrap().remove(&id).unwrap();
+        let got = store
+            .fetch(&[id], t0, t0 + 120_000)
+            .unwrap()
+            .remove(&id)
+            .unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].agg.sum, got[0].agg.count, got[0].agg.min), (45.0, 3.0, 5.0));
+        assert_eq!(
+            (got[0].agg.sum, got[0].agg.count, got[0].agg.min),
+            (45.0, 3.0, 5.0)
+        );
         assert_eq!(got[1].agg.sum, 7.0);
         store.flush(t0 + 61_000, true).unwrap();
         drop(store);
         let store = MetricStore::open(&dir, 10, 15 * 86_400_000).unwrap();
-        let got = store.fetch(&[id], t0, t0 + 120_000).unwrap().remove(&id).unwrap();
-        assert_eq!(got.iter().map(|p| p.agg.sum).collect::<Vec<_>>(), [45.0, 7.0]);
-        assert!(store.fetch(&[id], t0 + 120_000, t0 + 180_000).unwrap().is_empty());
+        let got = store
+            .fetch(&[id], t0, t0 + 120_000)
+            .unwrap()
+            .remove(&id)
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|p| p.agg.sum).collect::<Vec<_>>(),
+            [45.0, 7.0]
+        );
+        assert!(
+            store
+                .fetch(&[id], t0 + 120_000, t0 + 180_000)
+                .unwrap()
+                .is_empty()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -454,13 +493,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rivulet-store-cap-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = MetricStore::open(&dir, 2, 86_400_000).unwrap();
-        store.record(0, 60, vec![(key("a"), "None", Agg::one(1.0))]).unwrap();
-        store.record(0, 60, vec![(key("b"), "None", Agg::one(1.0))]).unwrap();
+        store
+            .record(0, 60, vec![(key("a"), "None", Agg::one(1.0))])
+            .unwrap();
+        store
+            .record(0, 60, vec![(key("b"), "None", Agg::one(1.0))])
+            .unwrap();
         assert!(matches!(
             store.record(0, 60, vec![(key("c"), "None", Agg::one(1.0))]),
             Err(StoreError::TooManySeries(2))
         ));
-        store.record(0, 60, vec![(key("a"), "None", Agg::one(1.0))]).unwrap();
+        store
+            .record(0, 60, vec![(key("a"), "None", Agg::one(1.0))])
+            .unwrap();
         store.record_internal(0, vec![(key("d"), "None", Agg::one(1.0))]);
         assert_eq!(store.dropped(), 1);
         assert_eq!(store.series_count(), 2);

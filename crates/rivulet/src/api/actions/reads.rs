@@ -312,7 +312,14 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         let children = children_json(stream, &shard);
         let m = &stream.meta;
         let metrics = m.shard_level_metrics.clone();
-        (shard, runtime, children, m.retention_hours, m.created_ms, metrics)
+        (
+            shard,
+            runtime,
+            children,
+            m.retention_hours,
+            m.created_ms,
+            metrics,
+        )
     };
     let (log, counters) = (&runtime.log, &runtime.counters);
     let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
@@ -383,7 +390,11 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         &[
             ("OutgoingBytes", "Bytes", bytes as f64),
             ("OutgoingRecords", "Count", batch.records.len() as f64),
-            ("IteratorAgeMilliseconds", "Milliseconds", iterator_age_ms as f64),
+            (
+                "IteratorAgeMilliseconds",
+                "Milliseconds",
+                iterator_age_ms as f64,
+            ),
             ("ReadProvisionedThroughputExceeded", "Count", 0.0),
         ],
     );

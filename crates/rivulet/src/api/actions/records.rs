@@ -425,15 +425,13 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
     };
     svc.monitor
         .put_record(&name, outcome, started.elapsed().as_secs_f64() * 1000.0);
-    let (index, sequence_number) =
-        landed
-            .map_err(|failure| match failure {
-                Failure::Throttled(index) => ApiError::new(
-                    ErrorKind::ProvisionedThroughputExceeded,
-                    rate_exceeded(svc, index, &name),
-                ),
-                Failure::Internal => ApiError::internal(),
-            })?;
+    let (index, sequence_number) = landed.map_err(|failure| match failure {
+        Failure::Throttled(index) => ApiError::new(
+            ErrorKind::ProvisionedThroughputExceeded,
+            rate_exceeded(svc, index, &name),
+        ),
+        Failure::Internal => ApiError::internal(),
+    })?;
     let out = PutRecordOutput {
         shard_id: crate::control::shard_id(index),
         sequence_number,

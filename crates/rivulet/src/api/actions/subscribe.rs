@@ -329,7 +329,11 @@ async fn push(
                 child_shards: ended.then_some(children),
             };
             let payload = serde_json::to_vec(&event).expect("serializes");
-            let bytes: usize = batch.records.iter().map(|r| r.data.len() + r.key.len()).sum();
+            let bytes: usize = batch
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.key.len())
+                .sum();
             svc.monitor.subscribe_event(
                 &plan.stream,
                 consumer_name(&plan.key.0),

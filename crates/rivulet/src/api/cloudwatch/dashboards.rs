@@ -13,7 +13,15 @@ use crate::service::Kinesis;
 /// Largest dashboard body CloudWatch accepts.
 const BODY_BYTES_MAX: usize = 1 << 20;
 const WIDGETS_MAX: usize = 500;
-const WIDGET_TYPES: [&str; 7] = ["metric", "text", "alarm", "log", "explorer", "custom", "dashboard"];
+const WIDGET_TYPES: [&str; 7] = [
+    "metric",
+    "text",
+    "alarm",
+    "log",
+    "explorer",
+    "custom",
+    "dashboard",
+];
 const PAGE: usize = 1000;
 
 fn invalid_input(message: String, messages: Vec<Value>) -> CwError {
@@ -29,7 +37,9 @@ fn invalid_input(message: String, messages: Vec<Value>) -> CwError {
 fn check_name(name: &str) -> Result<(), CwError> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -48,8 +58,11 @@ fn validate(body: &str) -> Result<Vec<Value>, CwError> {
     if body.len() > BODY_BYTES_MAX {
         return Err(bad("/", "the dashboard body must be at most 1 MB"));
     }
-    let v: Value = serde_json::from_str(body).map_err(|e| bad("/", &format!("not valid JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| bad("/", "the dashboard body must be a JSON object"))?;
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| bad("/", &format!("not valid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("/", "the dashboard body must be a JSON object"))?;
     let widgets = match obj.get("widgets") {
         Some(Value::Array(w)) => w,
         Some(_) => return Err(bad("/widgets", "should be an array")),
@@ -61,44 +74,64 @@ fn validate(body: &str) -> Result<Vec<Value>, CwError> {
     let mut warnings = Vec::new();
     for (n, w) in widgets.iter().enumerate() {
         let path = format!("/widgets/{n}");
-        let w = w.as_object().ok_or_else(|| bad(&path, "should be an object"))?;
+        let w = w
+            .as_object()
+            .ok_or_else(|| bad(&path, "should be an object"))?;
         let kind = w
             .get("type")
             .and_then(Value::as_str)
             .ok_or_else(|| bad(&path, "should have required property 'type'"))?;
         if !WIDGET_TYPES.contains(&kind) {
-            return Err(bad(&format!("{path}/type"), &format!("should be one of {WIDGET_TYPES:?}")));
+            return Err(bad(
+                &format!("{path}/type"),
+                &format!("should be one of {WIDGET_TYPES:?}"),
+            ));
         }
-        for (k, lo, hi) in [("x", 0, 23), ("y", 0, i64::MAX), ("width", 1, 24), ("height", 1, 1000)] {
+        for (k, lo, hi) in [
+            ("x", 0, 23),
+            ("y", 0, i64::MAX),
+            ("width", 1, 24),
+            ("height", 1, 1000),
+        ] {
             if let Some(v) = w.get(k) {
                 let ok = v.as_i64().is_some_and(|i| (lo..=hi).contains(&i));
                 if !ok {
-                    return Err(bad(&format!("{path}/{k}"), &format!("should be an integer from {lo} to {hi}")));
+                    return Err(bad(
+                        &format!("{path}/{k}"),
+                        &format!("should be an integer from {lo} to {hi}"),
+                    ));
                 }
             }
         }
         let props = w.get("properties");
+        let has = |k: &str| props.and_then(|p| p.get(k));
         match kind {
-            "text" => {
-                if props.and_then(|p| p.get("markdown")).and_then(Value::as_str).is_none() {
-                    return Err(bad(&format!("{path}/properties"), "should have required property 'markdown'"));
-                }
+            "text" if has("markdown").and_then(Value::as_str).is_none() => {
+                return Err(bad(
+                    &format!("{path}/properties"),
+                    "should have required property 'markdown'",
+                ));
             }
             "metric" => {
-                let p = props.ok_or_else(|| bad(&path, "should have required property 'properties'"))?;
+                let p = props
+                    .ok_or_else(|| bad(&path, "should have required property 'properties'"))?;
                 let has_metrics = p.get("metrics").is_some_and(Value::is_array);
                 let has_alarm = p.get("annotations").and_then(|a| a.get("alarms")).is_some();
                 if !has_metrics && !has_alarm {
-                    return Err(bad(&format!("{path}/properties"), "should have required property 'metrics'"));
+                    return Err(bad(
+                        &format!("{path}/properties"),
+                        "should have required property 'metrics'",
+                    ));
                 }
                 if p.get("region").is_none() {
                     warnings.push(json!({"DataPath": format!("{path}/properties/region"), "Message": "no region given; the dashboard's region is used"}));
                 }
             }
-            "alarm" => {
-                if !props.and_then(|p| p.get("alarms")).is_some_and(Value::is_array) {
-                    return Err(bad(&format!("{path}/properties"), "should have required property 'alarms'"));
-                }
+            "alarm" if !has("alarms").is_some_and(Value::is_array) => {
+                return Err(bad(
+                    &format!("{path}/properties"),
+                    "should have required property 'alarms'",
+                ));
             }
             _ => {}
         }
@@ -119,7 +152,10 @@ pub fn put(svc: &Arc<Kinesis>, i: In<'_>) -> Result<Value, CwError> {
 }
 
 fn arn(svc: &Kinesis, name: &str) -> String {
-    format!("arn:aws:cloudwatch::{}:dashboard/{name}", svc.config.account_id)
+    format!(
+        "arn:aws:cloudwatch::{}:dashboard/{name}",
+        svc.config.account_id
+    )
 }
 
 pub fn get(svc: &Arc<Kinesis>, i: In<'_>) -> Result<Value, CwError> {
@@ -168,7 +204,12 @@ pub fn delete(svc: &Arc<Kinesis>, i: In<'_>) -> Result<Value, CwError> {
         return Err(CwError::missing("DashboardNames"));
     }
     let names = i.strings("DashboardNames")?;
-    match svc.monitor.dashboards.delete(&names).map_err(CwError::internal)? {
+    match svc
+        .monitor
+        .dashboards
+        .delete(&names)
+        .map_err(CwError::internal)?
+    {
         Ok(()) => Ok(json!({})),
         Err(missing) => Err(CwError {
             shape: "DashboardNotFoundError",

@@ -123,9 +123,16 @@ pub const OPERATIONS: [&str; 16] = [
 /// Which request members are timestamps or blobs, for the CBOR encoding of responses.
 fn field_kind(key: &str) -> Field {
     match key {
-        "Timestamp" | "Timestamps" | "AlarmConfigurationUpdatedTimestamp"
-        | "StateUpdatedTimestamp" | "StateTransitionedTimestamp" | "LastModified"
-        | "StartTime" | "EndTime" | "StartDate" | "EndDate" => Field::Timestamp,
+        "Timestamp"
+        | "Timestamps"
+        | "AlarmConfigurationUpdatedTimestamp"
+        | "StateUpdatedTimestamp"
+        | "StateTransitionedTimestamp"
+        | "LastModified"
+        | "StartTime"
+        | "EndTime"
+        | "StartDate"
+        | "EndDate" => Field::Timestamp,
         _ => Field::Plain,
     }
 }
@@ -202,7 +209,11 @@ fn encode_ok(protocol: Protocol, output: &Value) -> Response {
             } else {
                 cbor::encode(output, TimeUnit::Seconds, &field_kind)
             };
-            let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/cbor")], body)
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/cbor")],
+                body,
+            )
                 .into_response();
             r.headers_mut()
                 .insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
@@ -218,16 +229,23 @@ pub fn error_response(protocol: Protocol, e: &CwError) -> Response {
     });
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = match protocol {
-        Protocol::Json => (status, [(header::CONTENT_TYPE, JSON_1_0)], body.to_string()).into_response(),
+        Protocol::Json => {
+            (status, [(header::CONTENT_TYPE, JSON_1_0)], body.to_string()).into_response()
+        }
         Protocol::Cbor => {
             let bytes = cbor::encode(&body, TimeUnit::Seconds, &|_| Field::Plain);
-            let mut r = (status, [(header::CONTENT_TYPE, "application/cbor")], bytes).into_response();
+            let mut r =
+                (status, [(header::CONTENT_TYPE, "application/cbor")], bytes).into_response();
             r.headers_mut()
                 .insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
             r
         }
     };
-    let fault = if e.status >= 500 { "Receiver" } else { "Sender" };
+    let fault = if e.status >= 500 {
+        "Receiver"
+    } else {
+        "Sender"
+    };
     if let Ok(v) = HeaderValue::from_str(&format!("{};{fault}", e.code)) {
         r.headers_mut().insert("x-amzn-query-error", v);
     }

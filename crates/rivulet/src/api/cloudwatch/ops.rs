@@ -15,11 +15,33 @@ use crate::service::Kinesis;
 type R = Result<Value, CwError>;
 
 const UNITS: [&str; 27] = [
-    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
-    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
-    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second",
-    "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second",
-    "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
 ];
 const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
 /// CloudWatch's limits.
@@ -67,7 +89,9 @@ impl<'a> In<'a> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(CwError::invalid(format!("The parameter {k} must be a string."))),
+            Some(_) => Err(CwError::invalid(format!(
+                "The parameter {k} must be a string."
+            ))),
         }
     }
     pub fn req_str(&self, k: &str) -> Result<&'a str, CwError> {
@@ -109,23 +133,27 @@ impl<'a> In<'a> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(CwError::invalid(format!("The parameter {k} must be a boolean."))),
+            Some(_) => Err(CwError::invalid(format!(
+                "The parameter {k} must be a boolean."
+            ))),
         }
     }
     pub fn list(&self, k: &str) -> Result<&'a [Value], CwError> {
         match self.get(k) {
             None => Ok(&[]),
             Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(CwError::invalid(format!("The parameter {k} must be a list."))),
+            Some(_) => Err(CwError::invalid(format!(
+                "The parameter {k} must be a list."
+            ))),
         }
     }
     pub fn strings(&self, k: &str) -> Result<Vec<String>, CwError> {
         self.list(k)?
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| CwError::invalid(format!("The parameter {k} must be a list of strings.")))
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    CwError::invalid(format!("The parameter {k} must be a list of strings."))
+                })
             })
             .collect()
     }
@@ -137,7 +165,9 @@ impl<'a> In<'a> {
             Some(Value::String(s)) => crate::clock::parse_time(s)
                 .map(Some)
                 .ok_or_else(|| CwError::invalid(format!("The parameter {k} must be a timestamp."))),
-            Some(_) => Err(CwError::invalid(format!("The parameter {k} must be a timestamp."))),
+            Some(_) => Err(CwError::invalid(format!(
+                "The parameter {k} must be a timestamp."
+            ))),
         }
     }
 }
@@ -158,7 +188,9 @@ fn namespace(i: In<'_>, k: &str) -> Result<Option<String>, CwError> {
     if let Some(ns) = ns
         && (ns.starts_with(':') || ns.chars().any(|c| c.is_control()))
     {
-        return Err(CwError::invalid(format!("The value {ns} for parameter {k} is not valid.")));
+        return Err(CwError::invalid(format!(
+            "The value {ns} for parameter {k} is not valid."
+        )));
     }
     Ok(ns.map(str::to_owned))
 }
@@ -173,8 +205,12 @@ fn dimensions(list: &[Value], path: &str) -> Result<Vec<(String, String)>, CwErr
     for (n, d) in list.iter().enumerate() {
         let d = In(d);
         let p = format!("{path}.member.{}", n + 1);
-        let name = d.name("Name", 1, 255)?.ok_or_else(|| CwError::missing(&format!("{p}.Name")))?;
-        let value = d.name("Value", 1, 1024)?.ok_or_else(|| CwError::missing(&format!("{p}.Value")))?;
+        let name = d
+            .name("Name", 1, 255)?
+            .ok_or_else(|| CwError::missing(&format!("{p}.Name")))?;
+        let value = d
+            .name("Value", 1, 1024)?
+            .ok_or_else(|| CwError::missing(&format!("{p}.Value")))?;
         if out.iter().any(|(n, _)| n == name) {
             return Err(CwError::combination(format!(
                 "No Metric may specify the same dimension name twice: {name}"
@@ -256,7 +292,9 @@ fn put_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
             if v.is_finite() && v.abs() <= VALUE_MAX {
                 Ok(v)
             } else {
-                Err(CwError::invalid(format!("The value {v} for parameter {p}.{what} is not valid.")))
+                Err(CwError::invalid(format!(
+                    "The value {v} for parameter {p}.{what} is not valid."
+                )))
             }
         };
         let value = d.f64("Value")?;
@@ -282,7 +320,12 @@ fn put_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
                     .ok_or_else(|| CwError::missing(&format!("{p}.StatisticValues.{k}")))?;
                 check(v, &format!("StatisticValues.{k}"))
             };
-            let (count, sum, min, max) = (field("SampleCount")?, field("Sum")?, field("Minimum")?, field("Maximum")?);
+            let (count, sum, min, max) = (
+                field("SampleCount")?,
+                field("Sum")?,
+                field("Minimum")?,
+                field("Maximum")?,
+            );
             if count <= 0.0 || min > max {
                 return Err(CwError::invalid(format!(
                     "The parameter {p}.StatisticValues must have SampleCount > 0 and Minimum <= Maximum."
@@ -305,7 +348,9 @@ fn put_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
                 let v = check(v.as_f64().unwrap_or(f64::NAN), "Values")?;
                 let c = match counts.get(k) {
                     Some(c) => c.as_f64().filter(|c| *c >= 0.0).ok_or_else(|| {
-                        CwError::invalid(format!("The parameter {p}.Counts must hold non-negative numbers."))
+                        CwError::invalid(format!(
+                            "The parameter {p}.Counts must hold non-negative numbers."
+                        ))
                     })?,
                     None => 1.0,
                 };
@@ -329,7 +374,8 @@ fn put_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     }
     // Points of one call can have different timestamps: group them per (time, resolution).
     by_time.sort_by_key(|(ts, res, ..)| (*ts, *res));
-    let mut groups: Vec<(i64, u8, Vec<(SeriesKey, String, Agg)>)> = Vec::new();
+    type Group = (i64, u8, Vec<(SeriesKey, String, Agg)>);
+    let mut groups: Vec<Group> = Vec::new();
     for (ts, res, k, u, a) in by_time {
         match groups.last_mut() {
             Some((t, r, g)) if *t == ts && *r == res => g.push((k, u, a)),
@@ -337,11 +383,17 @@ fn put_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
         }
     }
     for (ts, res, points) in groups {
-        let points = points.iter().map(|(k, u, a)| (k.clone(), u.as_str(), a.clone())).collect();
-        svc.monitor.store.record(ts, res, points).map_err(|e| match e {
-            StoreError::TooManySeries(_) => CwError::limit(e.to_string()),
-            StoreError::Io(m) => CwError::internal(m),
-        })?;
+        let points = points
+            .iter()
+            .map(|(k, u, a)| (k.clone(), u.as_str(), a.clone()))
+            .collect();
+        svc.monitor
+            .store
+            .record(ts, res, points)
+            .map_err(|e| match e {
+                StoreError::TooManySeries(_) => CwError::limit(e.to_string()),
+                StoreError::Io(m) => CwError::internal(m),
+            })?;
     }
     Ok(json!({}))
 }
@@ -368,7 +420,9 @@ fn time_range(i: In<'_>, start: &str, end: &str) -> Result<(i64, i64), CwError> 
 
 fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let ns = namespace(i, "Namespace")?.ok_or_else(|| CwError::missing("Namespace"))?;
-    let name = i.name("MetricName", 1, 255)?.ok_or_else(|| CwError::missing("MetricName"))?;
+    let name = i
+        .name("MetricName", 1, 255)?
+        .ok_or_else(|| CwError::missing("MetricName"))?;
     let dims = dimensions(i.list("Dimensions")?, "Dimensions")?;
     let (start_ms, end_ms) = time_range(i, "StartTime", "EndTime")?;
     let period = i.int("Period")?.ok_or_else(|| CwError::missing("Period"))?;
@@ -411,8 +465,15 @@ fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let unit = unit(i, "Unit")?;
     let series_key = key(ns, name, dims);
     let series_unit = svc.monitor.store.lookup(&series_key).map(|s| s.unit);
-    let points = query::periods(&svc.monitor.store, &series_key, unit.as_deref(), start, end, period)
-        .map_err(CwError::internal)?;
+    let points = query::periods(
+        &svc.monitor.store,
+        &series_key,
+        unit.as_deref(),
+        start,
+        end,
+        period,
+    )
+    .map_err(CwError::internal)?;
     let datapoints: Vec<Value> = points
         .iter()
         .filter(|(t, _)| *t >= start - start.rem_euclid(period))
@@ -430,7 +491,10 @@ fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
                     .collect();
                 d.insert("ExtendedStatistics".into(), Value::Object(m));
             }
-            d.insert("Unit".into(), json!(series_unit.clone().unwrap_or_else(|| "None".into())));
+            d.insert(
+                "Unit".into(),
+                json!(series_unit.clone().unwrap_or_else(|| "None".into())),
+            );
             Value::Object(d)
         })
         .collect();
@@ -451,7 +515,9 @@ pub fn parse_queries(list: &[Value], path: &str) -> Result<Vec<Query>, CwError> 
     for (n, q) in list.iter().enumerate() {
         let q = In(q);
         let p = format!("{path}.member.{}", n + 1);
-        let id = q.name("Id", 1, 255)?.ok_or_else(|| CwError::missing(&format!("{p}.Id")))?;
+        let id = q
+            .name("Id", 1, 255)?
+            .ok_or_else(|| CwError::missing(&format!("{p}.Id")))?;
         let valid_id = id.starts_with(|c: char| c.is_ascii_lowercase())
             && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_id {
@@ -460,22 +526,31 @@ pub fn parse_queries(list: &[Value], path: &str) -> Result<Vec<Query>, CwError> 
             )));
         }
         if out.iter().any(|o| o.id == id) {
-            return Err(CwError::invalid(format!("The Id {id} is used by more than one query.")));
+            return Err(CwError::invalid(format!(
+                "The Id {id} is used by more than one query."
+            )));
         }
         let expression = q.name("Expression", 1, 2048)?;
         let metric = match q.get("MetricStat") {
             None => None,
             Some(m) => {
                 let m = In(m);
-                let metric = m.get("Metric").ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Metric")))?;
+                let metric = m
+                    .get("Metric")
+                    .ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Metric")))?;
                 let metric = In(metric);
                 let ns = namespace(metric, "Namespace")?
                     .ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Metric.Namespace")))?;
-                let name = metric
-                    .name("MetricName", 1, 255)?
-                    .ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Metric.MetricName")))?;
-                let dims = dimensions(metric.list("Dimensions")?, &format!("{p}.MetricStat.Metric.Dimensions"))?;
-                let period = m.int("Period")?.ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Period")))?;
+                let name = metric.name("MetricName", 1, 255)?.ok_or_else(|| {
+                    CwError::missing(&format!("{p}.MetricStat.Metric.MetricName"))
+                })?;
+                let dims = dimensions(
+                    metric.list("Dimensions")?,
+                    &format!("{p}.MetricStat.Metric.Dimensions"),
+                )?;
+                let period = m
+                    .int("Period")?
+                    .ok_or_else(|| CwError::missing(&format!("{p}.MetricStat.Period")))?;
                 check_period(period, &format!("{p}.MetricStat.Period"))?;
                 let stat_text = m.req_str("Stat")?;
                 let stat = Stat::parse(stat_text).ok_or_else(|| {
@@ -535,12 +610,13 @@ fn get_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     };
     let max = i.int("MaxDatapoints")?.map(|m| m.max(0) as usize);
     let (start, end) = (start_ms.div_euclid(1000), (end_ms + 999).div_euclid(1000));
-    let results = query::metric_data(&svc.monitor.store, &queries, start, end).map_err(|m| CwError {
-        shape: "InvalidParameterValueException",
-        code: "ValidationError",
-        status: 400,
-        message: m,
-    })?;
+    let results =
+        query::metric_data(&svc.monitor.store, &queries, start, end).map_err(|m| CwError {
+            shape: "InvalidParameterValueException",
+            code: "ValidationError",
+            status: 400,
+            message: m,
+        })?;
     let mut budget = max.unwrap_or(query::METRIC_DATA_POINTS_MAX);
     let mut out = Vec::new();
     let mut partial = false;
@@ -591,12 +667,16 @@ fn list_metrics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let name = i.name("MetricName", 1, 255)?.map(str::to_owned);
     let filters = i.list("Dimensions")?;
     if filters.len() > 10 {
-        return Err(CwError::invalid("The collection Dimensions must not have a size greater than 10."));
+        return Err(CwError::invalid(
+            "The collection Dimensions must not have a size greater than 10.",
+        ));
     }
     let mut dims: Vec<(String, Option<String>)> = Vec::new();
     for (n, f) in filters.iter().enumerate() {
         let f = In(f);
-        let dn = f.name("Name", 1, 255)?.ok_or_else(|| CwError::missing(&format!("Dimensions.member.{}.Name", n + 1)))?;
+        let dn = f
+            .name("Name", 1, 255)?
+            .ok_or_else(|| CwError::missing(&format!("Dimensions.member.{}.Name", n + 1)))?;
         dims.push((dn.into(), f.name("Value", 1, 1024)?.map(str::to_owned)));
     }
     let recent_cutoff = match i.str("RecentlyActive")? {
@@ -655,13 +735,17 @@ fn actions(i: In<'_>, k: &str) -> Result<Vec<String>, CwError> {
 }
 
 fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
-    let name = i.name("AlarmName", 1, 255)?.ok_or_else(|| CwError::missing("AlarmName"))?;
+    let name = i
+        .name("AlarmName", 1, 255)?
+        .ok_or_else(|| CwError::missing("AlarmName"))?;
     i.name("AlarmDescription", 0, 1024)?;
     let evaluation_periods = i
         .int("EvaluationPeriods")?
         .ok_or_else(|| CwError::missing("EvaluationPeriods"))?;
     if evaluation_periods < 1 {
-        return Err(CwError::invalid("The parameter EvaluationPeriods must be at least 1."));
+        return Err(CwError::invalid(
+            "The parameter EvaluationPeriods must be at least 1.",
+        ));
     }
     let datapoints = i.int("DatapointsToAlarm")?.unwrap_or(evaluation_periods);
     if datapoints < 1 || datapoints > evaluation_periods {
@@ -675,7 +759,9 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
             "The value {comparison_text} for parameter ComparisonOperator is not valid (anomaly detection bands are not supported)."
         ))
     })?;
-    let threshold = i.f64("Threshold")?.ok_or_else(|| CwError::missing("Threshold"))?;
+    let threshold = i
+        .f64("Threshold")?
+        .ok_or_else(|| CwError::missing("Threshold"))?;
     let missing = match i.str("TreatMissingData")? {
         None => MissingData::Missing,
         Some(m) => MissingData::parse(m).ok_or_else(|| {
@@ -696,7 +782,9 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
     let metrics = i.list("Metrics")?;
     let (watched, period) = if metrics.is_empty() {
         let ns = namespace(i, "Namespace")?.ok_or_else(|| CwError::missing("Namespace"))?;
-        let metric = i.name("MetricName", 1, 255)?.ok_or_else(|| CwError::missing("MetricName"))?;
+        let metric = i
+            .name("MetricName", 1, 255)?
+            .ok_or_else(|| CwError::missing("MetricName"))?;
         let dims = dimensions(i.list("Dimensions")?, "Dimensions")?;
         let stat = match (i.str("Statistic")?, i.str("ExtendedStatistic")?) {
             (Some(s), None) if STATISTICS.contains(&s) => Stat::parse(s).expect("listed"),
@@ -708,7 +796,11 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
             }
             (None, Some(e)) => match Stat::parse(e) {
                 Some(s @ Stat::Percentile(_)) => s,
-                _ => return Err(CwError::invalid(format!("The value {e} for parameter ExtendedStatistic is not valid."))),
+                _ => {
+                    return Err(CwError::invalid(format!(
+                        "The value {e} for parameter ExtendedStatistic is not valid."
+                    )));
+                }
             },
             (None, None) => return Err(CwError::missing("Statistic or ExtendedStatistic")),
             (Some(_), Some(_)) => {
@@ -725,9 +817,15 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
         };
         (watched, period)
     } else {
-        if ["MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Period"]
-            .iter()
-            .any(|k| i.get(k).is_some())
+        if [
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "ExtendedStatistic",
+            "Period",
+        ]
+        .iter()
+        .any(|k| i.get(k).is_some())
         {
             return Err(CwError::combination(
                 "Metrics cannot be given with MetricName, Namespace, Statistic, ExtendedStatistic or Period.",
@@ -745,7 +843,10 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
             .as_ref()
             .map(|m| m.period_s)
             .or(returning[0].period_s)
-            .or(queries.iter().filter_map(|q| q.metric.as_ref().map(|m| m.period_s)).min())
+            .or(queries
+                .iter()
+                .filter_map(|q| q.metric.as_ref().map(|m| m.period_s))
+                .min())
             .ok_or_else(|| CwError::missing("Metrics.member.N.Period"))?;
         // ReturnData goes first so the evaluator finds the alarm's series at index 0.
         (
@@ -790,25 +891,58 @@ fn put_metric_alarm(svc: &Arc<Kinesis>, i: In<'_>, input: &Value) -> R {
 fn alarm_json(svc: &Kinesis, a: &crate::monitor::alarms::Alarm) -> Value {
     let mut out = Map::new();
     const ECHOED: [&str; 19] = [
-        "AlarmDescription", "OKActions", "AlarmActions", "InsufficientDataActions", "MetricName",
-        "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit",
-        "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
-        "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics", "ThresholdMetricId",
+        "AlarmDescription",
+        "OKActions",
+        "AlarmActions",
+        "InsufficientDataActions",
+        "MetricName",
+        "Namespace",
+        "Statistic",
+        "ExtendedStatistic",
+        "Dimensions",
+        "Period",
+        "Unit",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "EvaluateLowSampleCountPercentile",
+        "Metrics",
+        "ThresholdMetricId",
     ];
     for k in ECHOED {
         if let Some(v) = a.input.get(k).filter(|v| !v.is_null()) {
             out.insert(k.into(), v.clone());
         }
     }
-    for k in ["OKActions", "AlarmActions", "InsufficientDataActions", "Dimensions"] {
+    for k in [
+        "OKActions",
+        "AlarmActions",
+        "InsufficientDataActions",
+        "Dimensions",
+    ] {
         out.entry(k).or_insert(json!([]));
     }
     if !out.contains_key("DatapointsToAlarm") {
-        out.insert("DatapointsToAlarm".into(), json!(a.spec.datapoints_to_alarm));
+        out.insert(
+            "DatapointsToAlarm".into(),
+            json!(a.spec.datapoints_to_alarm),
+        );
+    }
+    // A double on the wire, whatever number form the creating client sent.
+    if out.contains_key("Threshold") {
+        out.insert("Threshold".into(), json!(a.spec.threshold));
     }
     out.insert("AlarmName".into(), json!(a.spec.name));
-    out.insert("AlarmArn".into(), json!(svc.monitor.alarms.arn(&a.spec.name)));
-    out.insert("AlarmConfigurationUpdatedTimestamp".into(), secs(a.config_updated_ms));
+    out.insert(
+        "AlarmArn".into(),
+        json!(svc.monitor.alarms.arn(&a.spec.name)),
+    );
+    out.insert(
+        "AlarmConfigurationUpdatedTimestamp".into(),
+        secs(a.config_updated_ms),
+    );
     out.insert("ActionsEnabled".into(), json!(a.actions_enabled));
     out.insert("StateValue".into(), json!(a.state.as_str()));
     out.insert("StateReason".into(), json!(a.reason));
@@ -816,7 +950,10 @@ fn alarm_json(svc: &Kinesis, a: &crate::monitor::alarms::Alarm) -> Value {
         out.insert("StateReasonData".into(), json!(d));
     }
     out.insert("StateUpdatedTimestamp".into(), secs(a.state_updated_ms));
-    out.insert("StateTransitionedTimestamp".into(), secs(a.state_transitioned_ms));
+    out.insert(
+        "StateTransitionedTimestamp".into(),
+        secs(a.state_transitioned_ms),
+    );
     Value::Object(out)
 }
 
@@ -833,11 +970,15 @@ fn max_records(i: In<'_>, default: usize) -> Result<usize, CwError> {
 fn describe_alarms(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let names = i.strings("AlarmNames")?;
     if names.len() > 100 {
-        return Err(CwError::invalid("The collection AlarmNames must not have a size greater than 100."));
+        return Err(CwError::invalid(
+            "The collection AlarmNames must not have a size greater than 100.",
+        ));
     }
     let prefix = i.name("AlarmNamePrefix", 1, 255)?;
     if !names.is_empty() && prefix.is_some() {
-        return Err(CwError::combination("AlarmNames and AlarmNamePrefix cannot be given together."));
+        return Err(CwError::combination(
+            "AlarmNames and AlarmNamePrefix cannot be given together.",
+        ));
     }
     let state = match i.str("StateValue")? {
         None => None,
@@ -849,7 +990,10 @@ fn describe_alarms(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     };
     let action_prefix = i.name("ActionPrefix", 1, 1024)?;
     let types = i.strings("AlarmTypes")?;
-    if let Some(t) = types.iter().find(|t| *t != "MetricAlarm" && *t != "CompositeAlarm") {
+    if let Some(t) = types
+        .iter()
+        .find(|t| *t != "MetricAlarm" && *t != "CompositeAlarm")
+    {
         return Err(CwError::invalid(format!(
             "The value {t} for parameter AlarmTypes is not valid. Valid values: CompositeAlarm, MetricAlarm"
         )));
@@ -888,7 +1032,9 @@ fn describe_alarms(svc: &Arc<Kinesis>, i: In<'_>) -> R {
 
 fn describe_alarms_for_metric(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let ns = namespace(i, "Namespace")?.ok_or_else(|| CwError::missing("Namespace"))?;
-    let name = i.name("MetricName", 1, 255)?.ok_or_else(|| CwError::missing("MetricName"))?;
+    let name = i
+        .name("MetricName", 1, 255)?
+        .ok_or_else(|| CwError::missing("MetricName"))?;
     let dims = if i.get("Dimensions").is_some() {
         Some(dimensions(i.list("Dimensions")?, "Dimensions")?)
     } else {
@@ -908,8 +1054,11 @@ fn describe_alarms_for_metric(svc: &Arc<Kinesis>, i: In<'_>) -> R {
                 key.namespace == ns
                     && key.name == name
                     && dims.as_ref().is_none_or(|d| *d == key.dims)
-                    && stat.is_none_or(|s| a.input.get("Statistic").and_then(Value::as_str) == Some(s))
-                    && ext.is_none_or(|s| a.input.get("ExtendedStatistic").and_then(Value::as_str) == Some(s))
+                    && stat
+                        .is_none_or(|s| a.input.get("Statistic").and_then(Value::as_str) == Some(s))
+                    && ext.is_none_or(|s| {
+                        a.input.get("ExtendedStatistic").and_then(Value::as_str) == Some(s)
+                    })
                     && period.is_none_or(|p| p == a.spec.period_s)
                     && unit.as_ref().is_none_or(|x| u.as_ref() == Some(x))
             }
@@ -926,7 +1075,9 @@ fn alarm_names(i: In<'_>) -> Result<Vec<String>, CwError> {
         return Err(CwError::missing("AlarmNames"));
     }
     if names.len() > 100 {
-        return Err(CwError::invalid("The collection AlarmNames must not have a size greater than 100."));
+        return Err(CwError::invalid(
+            "The collection AlarmNames must not have a size greater than 100.",
+        ));
     }
     Ok(names)
 }
@@ -947,14 +1098,18 @@ fn alarm_actions(svc: &Arc<Kinesis>, i: In<'_>, enabled: bool) -> R {
 }
 
 fn set_alarm_state(svc: &Arc<Kinesis>, i: In<'_>) -> R {
-    let name = i.name("AlarmName", 1, 255)?.ok_or_else(|| CwError::missing("AlarmName"))?;
+    let name = i
+        .name("AlarmName", 1, 255)?
+        .ok_or_else(|| CwError::missing("AlarmName"))?;
     let state_text = i.req_str("StateValue")?;
     let state = State::parse(state_text).ok_or_else(|| {
         CwError::invalid(format!(
             "The value {state_text} for parameter StateValue is not valid. Valid values: OK, ALARM, INSUFFICIENT_DATA"
         ))
     })?;
-    let reason = i.name("StateReason", 0, 1023)?.ok_or_else(|| CwError::missing("StateReason"))?;
+    let reason = i
+        .name("StateReason", 0, 1023)?
+        .ok_or_else(|| CwError::missing("StateReason"))?;
     let data = i.name("StateReasonData", 0, 4000)?;
     if let Some(d) = data
         && serde_json::from_str::<Value>(d).is_err()
@@ -970,7 +1125,7 @@ fn set_alarm_state(svc: &Arc<Kinesis>, i: In<'_>) -> R {
         .monitor
         .alarms
         .set_state(name, state, reason, data.map(str::to_owned), svc.now_ms())
-        .map_err(|_| CwError::not_found(format!("Alarm {name} does not exist")))?;
+        .ok_or_else(|| CwError::not_found(format!("Alarm {name} does not exist")))?;
     svc.monitor.enqueue(notifications);
     Ok(json!({}))
 }
@@ -994,7 +1149,11 @@ fn describe_alarm_history(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let ascending = match i.str("ScanBy")? {
         None | Some("TimestampDescending") => false,
         Some("TimestampAscending") => true,
-        Some(s) => return Err(CwError::invalid(format!("The value {s} for parameter ScanBy is not valid."))),
+        Some(s) => {
+            return Err(CwError::invalid(format!(
+                "The value {s} for parameter ScanBy is not valid."
+            )));
+        }
     };
     let max = max_records(i, 100)?;
     let offset = parse_token(i.str("NextToken")?)?;
@@ -1037,14 +1196,60 @@ fn describe_alarm_history(svc: &Arc<Kinesis>, i: In<'_>) -> R {
 
 /// The alarms CloudWatch's Kinesis guidance recommends for a stream (period 60 s, 1 of 1):
 /// iterator age, read and write throttling, put and get success rates.
-pub fn install_recommended(svc: &Arc<Kinesis>, stream: &str, actions: &[String]) -> Result<Vec<String>, CwError> {
+pub fn install_recommended(
+    svc: &Arc<Kinesis>,
+    stream: &str,
+    actions: &[String],
+) -> Result<Vec<String>, CwError> {
     const ALARMS: [(&str, &str, &str, &str, f64, &str); 6] = [
-        ("IteratorAge", "GetRecords.IteratorAgeMilliseconds", "Maximum", "GreaterThanOrEqualToThreshold", 60_000.0, "breaching"),
-        ("ReadProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded", "Average", "GreaterThanOrEqualToThreshold", 0.01, "breaching"),
-        ("WriteProvisionedThroughputExceeded", "WriteProvisionedThroughputExceeded", "Average", "GreaterThanOrEqualToThreshold", 0.01, "breaching"),
-        ("PutRecordSuccess", "PutRecord.Success", "Average", "LessThanOrEqualToThreshold", 0.95, "notBreaching"),
-        ("PutRecordsSuccess", "PutRecords.Success", "Average", "LessThanOrEqualToThreshold", 0.95, "notBreaching"),
-        ("GetRecordsSuccess", "GetRecords.Success", "Average", "LessThanOrEqualToThreshold", 0.98, "breaching"),
+        (
+            "IteratorAge",
+            "GetRecords.IteratorAgeMilliseconds",
+            "Maximum",
+            "GreaterThanOrEqualToThreshold",
+            60_000.0,
+            "breaching",
+        ),
+        (
+            "ReadProvisionedThroughputExceeded",
+            "ReadProvisionedThroughputExceeded",
+            "Average",
+            "GreaterThanOrEqualToThreshold",
+            0.01,
+            "breaching",
+        ),
+        (
+            "WriteProvisionedThroughputExceeded",
+            "WriteProvisionedThroughputExceeded",
+            "Average",
+            "GreaterThanOrEqualToThreshold",
+            0.01,
+            "breaching",
+        ),
+        (
+            "PutRecordSuccess",
+            "PutRecord.Success",
+            "Average",
+            "LessThanOrEqualToThreshold",
+            0.95,
+            "notBreaching",
+        ),
+        (
+            "PutRecordsSuccess",
+            "PutRecords.Success",
+            "Average",
+            "LessThanOrEqualToThreshold",
+            0.95,
+            "notBreaching",
+        ),
+        (
+            "GetRecordsSuccess",
+            "GetRecords.Success",
+            "Average",
+            "LessThanOrEqualToThreshold",
+            0.98,
+            "breaching",
+        ),
     ];
     let mut names = Vec::new();
     for (suffix, metric, stat, op, threshold, missing) in ALARMS {
