@@ -7,11 +7,15 @@
 #   at .venv-clients/ (created, and the pinned packages installed, when missing).
 # - JS suite (tests/clients/js/test.mjs): @aws-sdk/client-kinesis with its default
 #   HTTP/2 request handler, i.e. cleartext HTTP/2 (h2c) to the server.
+# - CloudWatch suite (tests/clients/test_cloudwatch.py): the CloudWatch-compatible API on
+#   the same port through boto3 and the AWS CLI from the same venv: metrics of the Kinesis
+#   data path, PutMetricData and queries, alarms evaluated by the server and their actions,
+#   dashboards, and `rivulet alarms install-recommended` (--rivulet-bin).
 #
 # Uses ${RIVULET_BIN:-target/debug/rivulet}, building it when it is missing. Starts one
 # server (--limits off) on a free loopback port with a temporary data dir and stops it on
-# exit. The Python suite gets the binary too (--rivulet-bin) and runs its throughput-limit
-# tests against a second server of its own with the default --limits aws.
+# exit. The Python and CloudWatch suites get the binary too (--rivulet-bin) and run their
+# throughput-limit tests against a second server of their own with the default --limits aws.
 # The last line printed is always `clients: N passed, M failed`; the exit status is
 # non-zero when anything failed (a setup failure counts as one failure).
 set -euo pipefail
@@ -157,6 +161,7 @@ run_suite() {
 run_suite python "$VENV/bin/python" tests/clients/test_boto3_cli.py --rivulet-bin "$RIVULET_BIN"
 run_suite js node "$JS_DIR/test.mjs"
 run_suite constraints "$VENV/bin/python" tests/clients/test_model_constraints.py
+run_suite cloudwatch "$VENV/bin/python" tests/clients/test_cloudwatch.py --rivulet-bin "$RIVULET_BIN"
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "rivulet exited during the tests; server log:" >&2

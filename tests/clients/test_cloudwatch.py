@@ -608,6 +608,33 @@ def test_percentiles():
                  ExtendedStatistics=["p101"])
 
 
+def test_put_metric_data_gzip_body():
+    """botocore gzip-compresses PutMetricData bodies of 10 KiB or more (the operation's
+    requestcompression trait; CloudWatch takes `Content-Encoding: gzip`): 1,000 data in one
+    call, as a client batching its metrics sends them."""
+    ns = namespace("gzip")
+    base = base_minute()
+    sent = []
+
+    def note(request, **_):
+        sent.append(request.headers.get("Content-Encoding"))
+
+    CW.meta.events.register("before-send.cloudwatch.PutMetricData", note)
+    try:
+        CW.put_metric_data(Namespace=ns, MetricData=[
+            {"MetricName": "batched", "Value": float(i % 10), "Unit": "Count",
+             "Timestamp": at(base + 1 + i % 50),
+             "Dimensions": [{"Name": "Worker", "Value": f"w{i % 4}"}]} for i in range(1000)])
+    finally:
+        CW.meta.events.unregister("before-send.cloudwatch.PutMetricData", note)
+    eq(sent, [b"gzip"], "Content-Encoding of the request botocore sent")
+    for w in range(4):
+        t = totals(ns, "batched", [{"Name": "Worker", "Value": f"w{w}"}], start=base - 60,
+                   end=base + 120)
+        eq((t["n"], t["SampleCount"], t["Sum"]), (1, 250, sum(i % 10 for i in range(w, 1000, 4))),
+           f"worker w{w}: datapoints, SampleCount, Sum")
+
+
 def test_unit_filter():
     ns = namespace("units")
     base = base_minute()
@@ -1193,7 +1220,7 @@ def test_alarm_evaluation_high_resolution():
     arriving (OK -> ALARM) and a SetAlarmState overridden by the next evaluation."""
     ns = namespace("eval")
     now = int(time.time())
-    span = range(now - 40, now + 26)
+    span = range(now - 40, now + 26, 5)  # every 10-second period of [now-40, now+25]
     CW.put_metric_data(Namespace=ns, MetricData=[
         {"MetricName": metric, "Value": value, "StorageResolution": 1, "Timestamp": at(s)}
         for metric, value in (("high", 10.0), ("low", 1.0)) for s in span])
@@ -1248,15 +1275,20 @@ def test_alarm_evaluation_high_resolution():
     eq(alarm(back)["StateValue"], "ALARM", "state right after SetAlarmState")
     wait_state(arrive, "ALARM", timeout=13)
     wait_state(back, "OK", timeout=13)
-    summaries = [h["HistorySummary"] for h in history(arrive, HistoryItemType="StateUpdate")]
-    eq(summaries, ["Alarm updated from OK to ALARM", "Alarm updated from INSUFFICIENT_DATA to OK"],
+    # Oldest first: later evaluations (no data: OK again) may have added more.
+    items = history(arrive, HistoryItemType="StateUpdate", ScanBy="TimestampAscending")
+    eq([h["HistorySummary"] for h in items[:2]],
+       ["Alarm updated from INSUFFICIENT_DATA to OK", "Alarm updated from OK to ALARM"],
        "StateUpdates of the alarm the data arrived for")
-    data = json.loads(history(arrive, HistoryItemType="StateUpdate")[0]["HistoryData"])
+    data = json.loads(items[1]["HistoryData"])
     eq(data["newState"]["stateReasonData"].get("recentDatapoints"), [9.0],
        "recentDatapoints of the OK -> ALARM change")
-    summaries = [h["HistorySummary"] for h in history(back, HistoryItemType="StateUpdate")]
-    eq(summaries[:2], ["Alarm updated from ALARM to OK", "Alarm updated from OK to ALARM"],
-       "StateUpdates of the alarm set by hand")
+    items = history(back, HistoryItemType="StateUpdate", ScanBy="TimestampAscending")
+    eq([h["HistorySummary"] for h in items[:3]],
+       ["Alarm updated from INSUFFICIENT_DATA to OK", "Alarm updated from OK to ALARM",
+        "Alarm updated from ALARM to OK"], "StateUpdates of the alarm set by hand")
+    eq(json.loads(items[1]["HistoryData"])["newState"]["stateReason"], "forced",
+       "reason of the SetAlarmState change")
 
 
 def test_alarm_webhook_action():
@@ -1290,6 +1322,7 @@ def test_alarm_webhook_action():
     for key, value in (("MetricName", "errors"), ("Namespace", ns), ("Period", 60),
                        ("EvaluationPeriods", 1), ("Threshold", 5.0),
                        ("ComparisonOperator", "GreaterThanThreshold"),
+                       ("StatisticType", "Statistic"), ("Statistic", "MAXIMUM"), ("Unit", None),
                        ("Dimensions", [{"value": "web-1", "name": "Host"}])):
         eq(trigger.get(key), value, f"Trigger {key}")
     wait_history(name, lambda h: h["HistoryItemType"] == "Action"

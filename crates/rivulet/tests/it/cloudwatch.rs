@@ -2,7 +2,6 @@
 //! after puts and gets, custom metrics and statistics, alarms through every state with the
 //! injected clock, alarm actions, persistence across a restart, and the canary.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::Client as CloudWatch;
@@ -785,5 +784,94 @@ async fn canary_alarm_fires_when_the_consumer_stops_and_clears_when_it_restarts(
     wait_for(StateValue::Alarm, 35).await;
     let _consumer = canary("consume");
     wait_for(StateValue::Ok, 35).await;
-    let _ = Arc::new(());
+}
+
+/// `serve --canary`: the server runs the canary itself; its stream is created ON_DEMAND and
+/// encrypted, its records carry `currentInstant`, and its alarm goes OK.
+#[tokio::test]
+async fn serve_with_canary_creates_its_stream_and_alarm() {
+    let dir = crate::harness::TempDir::new("canary-in");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rivulet"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args([
+            "--canary",
+            "--canary-interval-secs",
+            "1",
+            "--canary-stream",
+            "hc",
+        ])
+        .env("RIVULET_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let cw = cloudwatch(&endpoint);
+    let kinesis = crate::harness::client(&endpoint);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let state = loop {
+        if let Ok(out) = cw
+            .describe_alarms()
+            .alarm_names(rivulet::canary::ALARM_NAME)
+            .send()
+            .await
+            && let Some(a) = out.metric_alarms().first()
+            && a.state_value() == Some(&StateValue::Ok)
+        {
+            break a.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the canary alarm never went OK");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(state.dimensions()[0].value(), Some("hc"));
+    let summary = kinesis
+        .describe_stream_summary()
+        .stream_name("hc")
+        .send()
+        .await
+        .unwrap();
+    let summary = summary.stream_description_summary().unwrap();
+    assert_eq!(
+        summary.stream_mode_details().unwrap().stream_mode(),
+        &aws_sdk_kinesis::types::StreamMode::OnDemand
+    );
+    assert_eq!(
+        summary.encryption_type(),
+        Some(&aws_sdk_kinesis::types::EncryptionType::Kms)
+    );
+    let mut found = None;
+    for shard in kinesis
+        .list_shards()
+        .stream_name("hc")
+        .send()
+        .await
+        .unwrap()
+        .shards()
+    {
+        for r in read_shard(&kinesis, "hc", shard.shard_id()).await {
+            found = Some((
+                r.partition_key().unwrap().to_owned(),
+                r.data().as_ref().to_vec(),
+            ));
+        }
+    }
+    let (key, data) = found.expect("a canary record");
+    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(v["currentInstant"].as_str(), Some(key.as_str()));
+    assert!(rivulet::clock::parse_time(&key).is_some(), "{key}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -95,6 +95,8 @@ async fn metrics_count_requests_fsyncs_and_shard_traffic() {
     );
     assert!(sample(&text, "rivulet_shard_storage_bytes{stream=\"m\"").unwrap() > 0.0);
     assert_eq!(sample(&text, "rivulet_open_shards"), Some(1.0));
+    // The stream-level AWS/Kinesis series the puts created are in the metric store.
+    assert!(sample(&text, "rivulet_metric_series").unwrap() >= 5.0);
     // Every sample line parses as `name{labels} value`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(
@@ -102,4 +104,34 @@ async fn metrics_count_requests_fsyncs_and_shard_traffic() {
             "bad sample line {line:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn metrics_show_each_alarm_state() {
+    let s = TestServer::start().await;
+    let cw = crate::cloudwatch::cloudwatch(&s.handle.endpoint());
+    cw.put_metric_alarm()
+        .alarm_name("a \"quoted\" alarm")
+        .namespace("App")
+        .metric_name("m")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    let text = raw_get(s.handle.addr(), "/metrics").await;
+    let prefix = "rivulet_alarm_state{alarm=\"a \\\"quoted\\\" alarm\",";
+    assert_eq!(
+        sample(&text, &format!("{prefix}state=\"INSUFFICIENT_DATA\"}}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, &format!("{prefix}state=\"OK\"}}")), Some(0.0));
+    assert_eq!(
+        sample(&text, "rivulet_alarm_notifications_queued"),
+        Some(0.0)
+    );
 }
