@@ -173,6 +173,18 @@ def expect_error(code, fn, status=None, **kwargs):
     raise AssertionError(f"expected {code}, but the call succeeded")
 
 
+def expect_refused(codes, fn, *args, **kwargs):
+    """Call fn(*args, **kwargs), which must fail with HTTP 400 and one of `codes`."""
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        got = e.response["Error"]["Code"]
+        check(got in codes, f"expected one of {codes}, got {got}: {e.response['Error']}")
+        eq(e.response["ResponseMetadata"]["HTTPStatusCode"], 400, f"HTTP status of {got}")
+        return
+    raise AssertionError(f"expected one of {codes}, but the call succeeded")
+
+
 def cli_run(service, *args, endpoint=None):
     cmd = [AWS_CLI, service, *args, "--endpoint-url", endpoint or ENDPOINT,
            "--region", REGION, "--output", "json"]
@@ -435,58 +447,82 @@ def client(service, endpoint, **config):
                       connect_timeout=5, read_timeout=60, **config))
 
 
+def start_server(data_dir, log_path, *args):
+    """Start `RIVULET_BIN serve` on a free loopback port (no RIVULET_* settings from
+    outside); wait until it accepts connections. Returns {proc, endpoint, log}."""
+    if not RIVULET_BIN:
+        raise AssertionError("no server binary: pass --rivulet-bin or set $RIVULET_BIN")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVULET_")}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [RIVULET_BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+             *args], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+    srv = {"proc": proc, "endpoint": f"http://127.0.0.1:{port}", "log": log_path}
+    deadline = time.monotonic() + 10
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode} at startup: {log_tail(srv)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return srv
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_server(srv)
+                raise AssertionError(f"server not accepting connections on {port}") from None
+            time.sleep(0.1)
+
+
+def stop_server(srv):
+    """SIGTERM the server and wait; returns its exit status (None if it had to be killed)."""
+    proc = srv["proc"]
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+    return proc.returncode
+
+
+def log_tail(srv, lines=15):
+    try:
+        with open(srv["log"], errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return "(no server log)"
+
+
 def limited_server():
     """(kinesis, cloudwatch) clients of the suite's limits-on server, started on first use."""
     if "kinesis" in LIMITED:
         return LIMITED["kinesis"], LIMITED["cw"]
     if "error" in LIMITED:
         raise AssertionError(LIMITED["error"])
-    if not RIVULET_BIN:
-        LIMITED["error"] = "no server binary: pass --rivulet-bin or set $RIVULET_BIN"
-        raise AssertionError(LIMITED["error"])
     root = tempfile.mkdtemp(prefix="rivulet-cw-limits-")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVULET_")}
-    with open(os.path.join(root, "server.log"), "wb") as log:
-        proc = subprocess.Popen(
-            [RIVULET_BIN, "serve", "--listen", f"127.0.0.1:{port}",
-             "--data-dir", os.path.join(root, "data")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    LIMITED.update(proc=proc, root=root, endpoint=f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            LIMITED["error"] = f"limits-on server exited {proc.returncode} at startup"
-            raise AssertionError(LIMITED["error"])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                LIMITED["error"] = f"limits-on server not accepting connections on {port}"
-                raise AssertionError(LIMITED["error"]) from None
-            time.sleep(0.1)
-    print(f"   (limits-on server at {LIMITED['endpoint']}, pid {proc.pid})", flush=True)
-    LIMITED["kinesis"] = client("kinesis", LIMITED["endpoint"], max_pool_connections=32)
-    LIMITED["cw"] = client("cloudwatch", LIMITED["endpoint"])
+    LIMITED["root"] = root
+    try:
+        srv = start_server(os.path.join(root, "data"), os.path.join(root, "server.log"))
+    except AssertionError as e:
+        LIMITED["error"] = f"limits-on server: {e}"
+        raise AssertionError(LIMITED["error"]) from None
+    LIMITED.update(srv)
+    print(f"   (limits-on server at {srv['endpoint']}, pid {srv['proc'].pid})", flush=True)
+    LIMITED["kinesis"] = client("kinesis", srv["endpoint"], max_pool_connections=32)
+    LIMITED["cw"] = client("cloudwatch", srv["endpoint"])
     return LIMITED["kinesis"], LIMITED["cw"]
 
 
 def stop_limited_server():
     """Stop the limits-on server and remove its data; False if it had exited by itself."""
-    proc = LIMITED.get("proc")
     alive = True
-    if proc is not None:
-        alive = proc.poll() is None
-        if alive:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if "kinesis" not in LIMITED:
-            alive = True  # it never came up; the test that needed it failed saying so
+    if "proc" in LIMITED:
+        alive = LIMITED["proc"].poll() is None
+        stop_server(LIMITED)
+        if not alive:
+            print(f"-- limits-on server exited; its log --\n{log_tail(LIMITED)}", flush=True)
     if LIMITED.get("root"):
         shutil.rmtree(LIMITED["root"], ignore_errors=True)
     LIMITED.clear()
@@ -647,6 +683,24 @@ def test_unit_filter():
     eq(totals(ns, "size", [], **window)["units"], ["Bytes"], "Unit without a filter")
 
 
+def test_unit_filter_with_mixed_units():
+    """One metric written with two units: "If you specify a unit, the operation returns only
+    data that was collected with that unit specified"; without a unit, all data comes back
+    with the units it was reported with (GetMetricStatistics Unit, CloudWatch API)."""
+    ns = namespace("mixed")
+    base = base_minute()
+    CW.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "m", "Value": 1.0, "Unit": "Count", "Timestamp": at(base + 1)},
+        {"MetricName": "m", "Value": 5.0, "Unit": "Seconds", "Timestamp": at(base + 2)}])
+    window = dict(start=base - 60, end=base + 120)
+    t = totals(ns, "m", [], unit="Count", **window)
+    eq((t["SampleCount"], t["Sum"], t["units"]), (1, 1, ["Count"]), "Unit=Count")
+    t = totals(ns, "m", [], unit="Seconds", **window)
+    eq((t["SampleCount"], t["Sum"], t["units"]), (1, 5, ["Seconds"]), "Unit=Seconds")
+    t = totals(ns, "m", [], **window)
+    eq((t["SampleCount"], t["Sum"], t["units"]), (2, 6, ["Count", "Seconds"]), "no Unit")
+
+
 def test_high_resolution_periods():
     ns = namespace("hires")
     base = base_minute()
@@ -665,6 +719,32 @@ def test_high_resolution_periods():
        [(0, 3.0, 2.0), (10, 4.0, 1.0)], "10-second periods (offset, Sum, SampleCount)")
     t = totals(ns, "hr", [], start=base, end=base + 60)
     eq((t["n"], t["Sum"], t["SampleCount"]), (1, 7, 3), "one 60-second period")
+
+
+def test_statistics_unchanged_by_flush_and_late_data_merges():
+    """Buckets are written to the metric log on the server's next tick: what a query
+    returns before and after is the same, and data written later into a flushed bucket adds
+    to it."""
+    ns = namespace("flush")
+    base = base_minute(5)
+    CW.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "m", "Value": 2.0, "Timestamp": at(base + 3)},
+        {"MetricName": "m", "Value": 5.0, "Timestamp": at(base + 4)},
+        {"MetricName": "hr", "Value": 7.0, "StorageResolution": 1, "Timestamp": at(base + 5)}])
+    window = dict(start=base - 60, end=base + 120)
+    want = {"n": 1, "SampleCount": 2, "Sum": 7, "Minimum": 2, "Maximum": 5}
+    expect_totals(ns, "m", [], want, **window)
+    expect_totals(ns, "hr", [], {"n": 1, "SampleCount": 1, "Sum": 7}, period=1, **window)
+    time.sleep(2.2)  # two ticks: both buckets are in the log now
+    expect_totals(ns, "m", [], want, timeout=0, **window)
+    expect_totals(ns, "hr", [], {"n": 1, "SampleCount": 1, "Sum": 7}, period=1, timeout=0,
+                  **window)
+    CW.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "m", "Value": 1.0, "Timestamp": at(base + 30)},
+        {"MetricName": "hr", "Value": 3.0, "StorageResolution": 1, "Timestamp": at(base + 5)}])
+    expect_totals(ns, "m", [], {"n": 1, "SampleCount": 3, "Sum": 8, "Minimum": 1, "Maximum": 5},
+                  **window)
+    expect_totals(ns, "hr", [], {"n": 1, "SampleCount": 2, "Sum": 10}, period=1, **window)
 
 
 def test_put_metric_data_errors():
@@ -792,8 +872,8 @@ def test_get_metric_data_queries_and_expressions():
     expect_error("ValidationError", CW.get_metric_data, StartTime=at(base),
                  EndTime=at(base + 30),
                  MetricDataQueries=[queries[0], {"Id": "e9", "Expression": "nope*2"}])
-    expect_error("InvalidParameterValue", CW.get_metric_data, StartTime=at(base + 30),
-                 EndTime=at(base), MetricDataQueries=queries[:1])
+    expect_refused(("InvalidParameterValue", "ValidationError"), CW.get_metric_data,
+                   StartTime=at(base + 30), EndTime=at(base), MetricDataQueries=queries[:1])
     expect_error("InvalidNextToken", CW.get_metric_data, StartTime=at(base),
                  EndTime=at(base + 30), MetricDataQueries=queries[:1], NextToken="bogus")
 
@@ -853,6 +933,24 @@ def test_list_metrics_filters():
     eq(listed(MetricName="a", Dimensions=[{"Name": "Az"}]), [], "a with dimension Az")
     eq(listed(RecentlyActive="PT3H"), [a1, a2, b, c], "RecentlyActive PT3H")
     eq(CW.list_metrics(Namespace=namespace("none"))["Metrics"], [], "an unused namespace")
+
+
+def test_list_metrics_pages_of_500():
+    ns = namespace("pages")
+    for chunk in (range(0, 251), range(251, 501)):  # two calls, each under 10 KiB
+        CW.put_metric_data(Namespace=ns, MetricData=[
+            {"MetricName": f"m{i:03d}", "Value": 1.0} for i in chunk])
+    page = CW.list_metrics(Namespace=ns)
+    eq(len(page["Metrics"]), 500, "metrics on the first page")
+    check(page.get("NextToken"), "a first page of 500 of 501 metrics has a NextToken")
+    rest = CW.list_metrics(Namespace=ns, NextToken=page["NextToken"])
+    eq(len(rest["Metrics"]), 1, "metrics on the second page")
+    check("NextToken" not in rest, "the last page has no NextToken")
+    names = {m["MetricName"] for m in page["Metrics"] + rest["Metrics"]}
+    eq(names, {f"m{i:03d}" for i in range(501)}, "metrics over both pages")
+    listed = [m for p in CW.get_paginator("list_metrics").paginate(Namespace=ns)
+              for m in p["Metrics"]]
+    eq(len(listed), 501, "metrics through the boto3 paginator")
 
 
 # --------------------------------------------------------------------------- AWS/Kinesis metrics
@@ -1144,12 +1242,15 @@ def test_alarm_create_describe_replace_delete():
        "ConfigurationUpdate history")
     data = json.loads(history(c, HistoryItemType="ConfigurationUpdate")[0]["HistoryData"])
     eq(data.get("type"), "Update", "HistoryData type of the update")
-    # Validation.
-    expect_error("InvalidParameterValue", put_alarm, Period=45)
-    expect_error("InvalidParameterValue", put_alarm, EvaluationPeriods=2, DatapointsToAlarm=3)
-    expect_error("InvalidParameterCombination", put_alarm, ExtendedStatistic="p90")
-    expect_error("InvalidParameterValue", put_alarm, ComparisonOperator="Bigger")
-    expect_error("InvalidParameterValue", put_alarm, TreatMissingData="sometimes")
+    # Validation (CloudWatch's model lists no validation error for PutMetricAlarm, so any
+    # of its generic 400 codes will do; nothing is created).
+    invalid = ("InvalidParameterValue", "InvalidParameterCombination", "ValidationError")
+    for bad in (dict(Period=45), dict(EvaluationPeriods=2, DatapointsToAlarm=3),
+                dict(ExtendedStatistic="p90"), dict(ComparisonOperator="Bigger"),
+                dict(TreatMissingData="sometimes")):
+        bad_name = unique("bad")
+        expect_refused(invalid, put_alarm, bad_name, **bad)
+        eq(CW.describe_alarms(AlarmNames=[bad_name])["MetricAlarms"], [], f"alarm of {bad}")
     # Delete: an unknown name deletes nothing.
     expect_error("ResourceNotFound", CW.delete_alarms, status=404,
                  AlarmNames=[a, f"{prefix}-nope"])
@@ -1351,6 +1452,28 @@ def test_alarm_webhook_action():
        "Action history items")
 
 
+def test_set_alarm_state_to_the_same_state_runs_no_action():
+    """SetAlarmState: "When the updated state differs from the previous value, the action
+    configured for the appropriate state is invoked" -- setting the state an alarm is
+    already in sends nothing."""
+    path = f"/same-{uuid.uuid4().hex[:8]}"
+    ok_path = path + "-ok"
+    name = put_alarm(label="same", AlarmActions=[hook_url(path)], OKActions=[hook_url(ok_path)])
+    CW.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="first")
+    wait_posts(path, 1)
+    CW.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="again")
+    eq(alarm(name)["StateReason"], "again", "StateReason after setting the same state")
+    CW.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="done")
+    wait_posts(ok_path, 1)
+    # Anything queued before the OK notification has been delivered by now; allow one tick.
+    wait_history(name, lambda h: h["HistorySummary"]
+                 == f"Successfully executed action {hook_url(ok_path)}", "the OK action")
+    time.sleep(1.0)
+    reasons = [json.loads(json.loads(p["body"])["Message"])["NewStateReason"]
+               for p in hook_posts(path)]
+    eq(reasons, ["first"], "ALARM notifications (NewStateReason of each)")
+
+
 def test_alarm_failing_webhook_action():
     url = f"http://127.0.0.1:{free_port()}/refused"
     name = put_alarm(label="refused", AlarmActions=[url])
@@ -1479,12 +1602,76 @@ def test_dashboards():
         expect_error("InvalidParameterInput", CW.put_dashboard, status=400,
                      DashboardName=f"{prefix}-bad", DashboardBody=bad)
     expect_error("ResourceNotFound", CW.get_dashboard, status=404, DashboardName=f"{prefix}-bad")
-    # Delete.
-    expect_error("ResourceNotFound", CW.delete_dashboards, DashboardNames=[f"{prefix}-none"])
+    # A bad name is InvalidParameterValue ("... for field DashboardName contains invalid
+    # characters", as CloudWatch answers it).
+    expect_error("InvalidParameterValue", CW.put_dashboard, status=400,
+                 DashboardName=f"{prefix} bad!", DashboardBody=body_b)
+    eq(CW.list_dashboards(DashboardNamePrefix=f"{prefix} ")["DashboardEntries"], [],
+       "dashboards after a refused name")
+    # Delete: all or nothing.
+    expect_error("ResourceNotFound", CW.delete_dashboards, status=404,
+                 DashboardNames=[f"{prefix}-none"])
+    expect_error("ResourceNotFound", CW.delete_dashboards, DashboardNames=[a, f"{prefix}-none"])
+    eq(CW.get_dashboard(DashboardName=a)["DashboardBody"], body2,
+       "a dashboard named in a refused DeleteDashboards")
     CW.delete_dashboards(DashboardNames=[a, b])
     eq(CW.list_dashboards(DashboardNamePrefix=prefix)["DashboardEntries"], [],
        "ListDashboards after DeleteDashboards")
     expect_error("ResourceNotFound", CW.get_dashboard, DashboardName=a)
+
+
+def test_persistence_across_restart():
+    """A server of the suite's own, stopped (SIGTERM) and started again on the same data
+    dir: metrics (open buckets included), alarms with their state and history, and
+    dashboards are all still there."""
+    root = tempfile.mkdtemp(prefix="rivulet-cw-restart-")
+    data, log = os.path.join(root, "data"), os.path.join(root, "server.log")
+    srv = None
+    try:
+        srv = start_server(data, log, "--limits", "off")
+        k, cw = client("kinesis", srv["endpoint"]), client("cloudwatch", srv["endpoint"])
+        k.create_stream(StreamName="kept", ShardCount=1)
+        wait_active("kept", client=k)
+        k.put_record(StreamName="kept", Data=b"persist", PartitionKey="pk")  # 9 bytes
+        ns = namespace("restart")
+        cw.put_metric_data(Namespace=ns, MetricData=[
+            {"MetricName": "now", "Value": 42.0, "Unit": "Count"},
+            {"MetricName": "hr", "Value": 3.0, "StorageResolution": 1}])
+        cw.put_metric_alarm(AlarmName="kept-alarm", Namespace=ns, MetricName="now",
+                            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanThreshold", TreatMissingData="ignore")
+        cw.set_alarm_state(AlarmName="kept-alarm", StateValue="ALARM", StateReason="persisted")
+        body = json.dumps({"widgets": [{"type": "text", "properties": {"markdown": "kept"}}]})
+        cw.put_dashboard(DashboardName="kept-dash", DashboardBody=body)
+        before = {m: totals(ns, m, [], client=cw) for m in ("now", "hr")}
+        before["IncomingBytes"] = totals("AWS/Kinesis", "IncomingBytes", kinesis_dims("kept"),
+                                         client=cw)
+        eq((before["now"]["Sum"], before["hr"]["Sum"], before["IncomingBytes"]["Sum"]),
+           (42, 3, 9), "sums before the restart")
+        status = stop_server(srv)
+        eq(status, 0, f"exit status after SIGTERM (log: {log_tail(srv)!r})")
+        srv = start_server(data, log, "--limits", "off")
+        k, cw = client("kinesis", srv["endpoint"]), client("cloudwatch", srv["endpoint"])
+        for m in ("now", "hr"):
+            t = totals(ns, m, [], client=cw)
+            eq((t["SampleCount"], t["Sum"]), (before[m]["SampleCount"], before[m]["Sum"]),
+               f"{m}: SampleCount, Sum after the restart")
+        t = totals("AWS/Kinesis", "IncomingBytes", kinesis_dims("kept"), client=cw)
+        eq((t["SampleCount"], t["Sum"]), (1, 9), "IncomingBytes after the restart")
+        eq(sorted(m["MetricName"] for m in cw.list_metrics(Namespace=ns)["Metrics"]),
+           ["hr", "now"], "ListMetrics after the restart")
+        a = cw.describe_alarms(AlarmNames=["kept-alarm"])["MetricAlarms"]
+        eq([(x["StateValue"], x["StateReason"], x["Threshold"]) for x in a],
+           [("ALARM", "persisted", 1.0)], "the alarm after the restart")
+        items = cw.describe_alarm_history(AlarmName="kept-alarm")["AlarmHistoryItems"]
+        eq([h["HistoryItemType"] for h in items], ["StateUpdate", "ConfigurationUpdate"],
+           "alarm history after the restart")
+        eq(cw.get_dashboard(DashboardName="kept-dash")["DashboardBody"], body,
+           "dashboard after the restart")
+    finally:
+        if srv is not None:
+            stop_server(srv)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- misc errors, CLI

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod canary;
 pub mod cbor;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;

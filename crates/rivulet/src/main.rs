@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use rivulet::cli;
+use rivulet::client::{Client, Connection};
 use rivulet::clock::SystemClock;
 use rivulet::config::{Config, FsyncPolicy};
 use rivulet::data::throughput::ShardRates;
@@ -32,6 +34,56 @@ enum Command {
     /// Alarm helpers.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// Stream administration: create, list, describe, delete, scale, split, merge,
+    /// retention, mode.
+    Stream {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: cli::stream::StreamCommand,
+    },
+    /// Put records from arguments, standard input, or an NDJSON or CSV file.
+    Put {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::put::PutArgs,
+    },
+    /// Follow every shard of a stream and print its records.
+    Tail {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::tail::TailArgs,
+    },
+    /// A live per-shard view of a stream's traffic that flags hot shards.
+    Top {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::top::TopArgs,
+    },
+    /// Generate load and measure throughput and latency.
+    Bench {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::bench::BenchArgs,
+    },
+    /// Replay NDJSON events (plain, gzip or lz4) in the order of their timestamps.
+    Replay {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::replay::ReplayArgs,
+    },
+    /// Demo data: purchase events or stock tickers, as NDJSON or into a stream.
+    Gen {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: cli::generate::GenArgs,
+    },
 }
 
 #[derive(Args)]
@@ -180,7 +232,37 @@ fn main() -> anyhow::Result<()> {
             endpoint_url,
             action,
         }) => install_recommended(&stream, &endpoint_url, &action),
+        Command::Stream { conn, command } => {
+            client_command(&conn, |c| cli::stream::run_owned(c, command))
+        }
+        Command::Put { conn, args } => client_command(&conn, |c| cli::put::run(c, args)),
+        Command::Tail { conn, args } => client_command(&conn, |c| cli::tail::run(c, args)),
+        Command::Top { conn, args } => client_command(&conn, |c| cli::top::run(c, args)),
+        Command::Bench { conn, args } => client_command(&conn, |c| cli::bench::run(c, args)),
+        Command::Replay { conn, args } => client_command(&conn, |c| cli::replay::run(c, args)),
+        Command::Gen { conn, args } => {
+            let client = match &args.stream {
+                Some(_) => Some(Client::new(&conn)?),
+                None => None,
+            };
+            runtime()?.block_on(cli::generate::run(client, args))
+        }
     }
+}
+
+/// Runs a client command on a fresh runtime; stops it on Ctrl-C.
+fn client_command<F, Fut>(conn: &Connection, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let client = Client::new(conn)?;
+    runtime()?.block_on(async move {
+        tokio::select! {
+            r = f(client) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

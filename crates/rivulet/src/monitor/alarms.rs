@@ -354,8 +354,14 @@ impl Alarms {
         now_ms: i64,
     ) -> Option<Vec<Notification>> {
         let mut book = self.lock();
-        if !book.alarms.contains_key(name) {
-            return None;
+        let alarm = book.alarms.get_mut(name)?;
+        if alarm.state == state {
+            // No change of state: new reason, no history item, no actions.
+            alarm.reason = reason.into();
+            alarm.reason_data = reason_data;
+            alarm.state_updated_ms = now_ms;
+            self.save(&book);
+            return Some(Vec::new());
         }
         let out = self.transition(&mut book, name, state, reason.into(), reason_data, now_ms);
         self.save(&book);
@@ -447,6 +453,7 @@ impl Alarms {
     ) -> Vec<Notification> {
         let alarm = book.alarms.get_mut(name).expect("checked");
         let old = alarm.state;
+        let old_reason = alarm.reason.clone();
         alarm.state = state;
         alarm.reason = reason.clone();
         alarm.reason_data = reason_data.clone();
@@ -457,7 +464,7 @@ impl Alarms {
         let alarm = alarm.clone();
         let data = json!({
             "version": "1.0",
-            "oldState": {"stateValue": old.as_str()},
+            "oldState": {"stateValue": old.as_str(), "stateReason": old_reason},
             "newState": {
                 "stateValue": state.as_str(),
                 "stateReason": reason,
@@ -478,7 +485,11 @@ impl Alarms {
             return Vec::new();
         }
         let message = self.message(&alarm, old, now_ms);
-        let subject = format!("{}: \"{name}\" in {}", state.as_str(), self.region);
+        let subject = format!(
+            "{}: \"{name}\" in {}",
+            state.as_str(),
+            region_name(&self.region)
+        );
         alarm
             .spec
             .actions_for(state)
@@ -528,7 +539,7 @@ impl Alarms {
             "NewStateValue": a.state.as_str(),
             "NewStateReason": a.reason,
             "StateChangeTime": iso8601(now_ms),
-            "Region": self.region,
+            "Region": region_name(&self.region),
             "AlarmArn": self.arn(&a.spec.name),
             "OldStateValue": old.as_str(),
             "OKActions": a.spec.ok_actions,
@@ -537,6 +548,30 @@ impl Alarms {
             "Trigger": trigger,
         })
     }
+}
+
+/// The region's name as CloudWatch writes it in notifications.
+fn region_name(code: &str) -> String {
+    let name = match code {
+        "us-east-1" => "US East (N. Virginia)",
+        "us-east-2" => "US East (Ohio)",
+        "us-west-1" => "US West (N. California)",
+        "us-west-2" => "US West (Oregon)",
+        "eu-west-1" => "EU (Ireland)",
+        "eu-west-2" => "EU (London)",
+        "eu-west-3" => "EU (Paris)",
+        "eu-central-1" => "EU (Frankfurt)",
+        "eu-north-1" => "EU (Stockholm)",
+        "ap-south-1" => "Asia Pacific (Mumbai)",
+        "ap-northeast-1" => "Asia Pacific (Tokyo)",
+        "ap-northeast-2" => "Asia Pacific (Seoul)",
+        "ap-southeast-1" => "Asia Pacific (Singapore)",
+        "ap-southeast-2" => "Asia Pacific (Sydney)",
+        "ca-central-1" => "Canada (Central)",
+        "sa-east-1" => "South America (Sao Paulo)",
+        other => other,
+    };
+    name.to_owned()
 }
 
 fn push_history(book: &mut Book, item: HistoryItem) {

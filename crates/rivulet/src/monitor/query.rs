@@ -55,9 +55,52 @@ impl Stat {
     }
 }
 
-/// Per-period aggregates of one series: `(period start in seconds, aggregate)`, ascending;
-/// periods without data are absent. `None` when the series does not exist or its unit
-/// differs from the one asked for.
+/// `(period start in seconds, aggregate)`, ascending.
+pub type Periods = Vec<(i64, Agg)>;
+
+/// Per-period aggregates of a metric, one list per unit its data came in (only `unit`'s
+/// when given): `(period start in seconds, aggregate)`, ascending; periods without data are
+/// absent.
+pub fn periods_by_unit(
+    store: &MetricStore,
+    key: &SeriesKey,
+    unit: Option<&str>,
+    start_s: i64,
+    end_s: i64,
+    period_s: i64,
+) -> Result<Vec<(String, Periods)>, String> {
+    let series: Vec<_> = store
+        .lookup(key)
+        .into_iter()
+        .filter(|s| unit.is_none_or(|u| u == s.unit))
+        .collect();
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = start_s - start_s.rem_euclid(period_s);
+    let ids: Vec<u32> = series.iter().map(|s| s.id).collect();
+    let mut points = store
+        .fetch(&ids, first * 1000, end_s * 1000)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for s in series {
+        let mut list: Vec<(i64, Agg)> = Vec::new();
+        for p in points.remove(&s.id).unwrap_or_default() {
+            let t = p.start_ms.div_euclid(1000);
+            let slot = t - (t - first).rem_euclid(period_s);
+            match list.last_mut() {
+                Some((at, agg)) if *at == slot => agg.merge(&p.agg),
+                _ => list.push((slot, p.agg)),
+            }
+        }
+        if !list.is_empty() {
+            out.push((s.unit, list));
+        }
+    }
+    Ok(out)
+}
+
+/// Per-period aggregates of a metric with the data of every unit (or only `unit`'s) merged.
 pub fn periods(
     store: &MetricStore,
     key: &SeriesKey,
@@ -66,26 +109,13 @@ pub fn periods(
     end_s: i64,
     period_s: i64,
 ) -> Result<Vec<(i64, Agg)>, String> {
-    let Some(info) = store.lookup(key) else {
-        return Ok(Vec::new());
-    };
-    if unit.is_some_and(|u| u != info.unit) {
-        return Ok(Vec::new());
-    }
-    let first = start_s - start_s.rem_euclid(period_s);
-    let mut points = store
-        .fetch(&[info.id], first * 1000, end_s * 1000)
-        .map_err(|e| e.to_string())?;
-    let mut out: Vec<(i64, Agg)> = Vec::new();
-    for p in points.remove(&info.id).unwrap_or_default() {
-        let s = p.start_ms.div_euclid(1000);
-        let slot = s - (s - first).rem_euclid(period_s);
-        match out.last_mut() {
-            Some((t, agg)) if *t == slot => agg.merge(&p.agg),
-            _ => out.push((slot, p.agg)),
+    let mut merged: std::collections::BTreeMap<i64, Agg> = Default::default();
+    for (_, list) in periods_by_unit(store, key, unit, start_s, end_s, period_s)? {
+        for (t, a) in list {
+            merged.entry(t).and_modify(|m| m.merge(&a)).or_insert(a);
         }
     }
-    Ok(out)
+    Ok(merged.into_iter().collect())
 }
 
 /// One GetMetricData query.

@@ -89,7 +89,11 @@ pub enum StoreError {
 }
 
 struct Inner {
-    ids: HashMap<SeriesKey, u32>,
+    /// A metric with data in several units is one series per unit, as CloudWatch keeps a
+    /// unit with every datapoint.
+    ids: HashMap<(SeriesKey, String), u32>,
+    /// The series of each metric, whatever their units.
+    by_key: HashMap<SeriesKey, Vec<u32>>,
     series: BTreeMap<u32, SeriesInfo>,
     next_id: u32,
     /// Open buckets: (series, bucket start ms, resolution) → aggregate.
@@ -123,6 +127,7 @@ impl MetricStore {
         )?;
         let mut inner = Inner {
             ids: HashMap::new(),
+            by_key: HashMap::new(),
             series: BTreeMap::new(),
             next_id: 1,
             open: HashMap::new(),
@@ -142,7 +147,8 @@ impl MetricStore {
                 );
                 inner.next_id = reg.next_id;
                 for s in reg.series {
-                    inner.ids.insert(s.key.clone(), s.id);
+                    inner.ids.insert((s.key.clone(), s.unit.clone()), s.id);
+                    inner.by_key.entry(s.key.clone()).or_default().push(s.id);
                     inner.series.insert(s.id, s);
                 }
             }
@@ -175,20 +181,23 @@ impl MetricStore {
         let mut inner = self.lock();
         let new = points
             .iter()
-            .filter(|(k, ..)| !inner.ids.contains_key(k))
-            .map(|(k, ..)| k)
+            .filter(|(k, u, _)| !inner.ids.contains_key(&(k.clone(), u.to_string())))
+            .map(|(k, u, _)| (k, *u))
             .collect::<HashSet<_>>()
             .len();
         if new > 0 && inner.series.len() + new > self.series_max {
             return Err(StoreError::TooManySeries(self.series_max));
         }
         for (key, unit, agg) in points {
-            let id = match inner.ids.get(&key) {
+            let ids_key = (key, unit.to_owned());
+            let id = match inner.ids.get(&ids_key) {
                 Some(id) => *id,
                 None => {
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    inner.ids.insert(key.clone(), id);
+                    let key = ids_key.0.clone();
+                    inner.ids.insert(ids_key, id);
+                    inner.by_key.entry(key.clone()).or_default().push(id);
                     inner.series.insert(
                         id,
                         SeriesInfo {
@@ -204,10 +213,6 @@ impl MetricStore {
             };
             let info = inner.series.get_mut(&id).expect("registered");
             info.last_ms = info.last_ms.max(ts_ms);
-            if info.unit != unit && unit != "None" {
-                info.unit = unit.to_owned();
-                inner.registry_dirty = true;
-            }
             inner
                 .open
                 .entry((id, bucket, resolution_s))
@@ -309,7 +314,13 @@ impl MetricStore {
         if !old.is_empty() {
             for id in old {
                 if let Some(s) = inner.series.remove(&id) {
-                    inner.ids.remove(&s.key);
+                    if let Some(list) = inner.by_key.get_mut(&s.key) {
+                        list.retain(|x| *x != id);
+                        if list.is_empty() {
+                            inner.by_key.remove(&s.key);
+                        }
+                    }
+                    inner.ids.remove(&(s.key, s.unit));
                 }
             }
             inner.registry_dirty = true;
@@ -317,9 +328,18 @@ impl MetricStore {
         Ok(())
     }
 
-    pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesInfo> {
+    /// The series of a metric, one per unit its data came in.
+    pub fn lookup(&self, key: &SeriesKey) -> Vec<SeriesInfo> {
         let inner = self.lock();
-        inner.ids.get(key).map(|id| inner.series[id].clone())
+        let mut out: Vec<SeriesInfo> = inner
+            .by_key
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|id| inner.series[id].clone())
+            .collect();
+        out.sort_by(|a, b| a.unit.cmp(&b.unit));
+        out
     }
 
     /// Series matching a filter, in key order.
@@ -455,7 +475,7 @@ mod tests {
         store
             .record(t0 + 61_000, 60, vec![(key("a"), "Bytes", Agg::one(7.0))])
             .unwrap();
-        let id = store.lookup(&key("a")).unwrap().id;
+        let id = store.lookup(&key("a"))[0].id;
         let got = store
             .fetch(&[id], t0, t0 + 120_000)
             .unwrap()

@@ -165,6 +165,21 @@ fn decode(protocol: Protocol, headers: &HeaderMap, body: &[u8]) -> Result<Value,
     if body.is_empty() {
         return Ok(Value::Object(Default::default()));
     }
+    // botocore gzips PutMetricData bodies of 10 KiB or more.
+    let gunzipped;
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            gunzipped = gunzip(body).map_err(serialization)?;
+            &gunzipped[..]
+        }
+        Some(e) if !e.eq_ignore_ascii_case("identity") => {
+            return Err(serialization(format!("unsupported Content-Encoding {e}")));
+        }
+        _ => body,
+    };
     let value = match protocol {
         Protocol::Json => serde_json::from_slice(body).map_err(|e| serialization(e.to_string()))?,
         Protocol::Cbor => {
@@ -184,6 +199,23 @@ fn decode(protocol: Protocol, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         return Err(serialization("the request body must be an object".into()));
     }
     Ok(value)
+}
+
+/// Decompresses a gzip body, refusing more than the request body limit.
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = crate::limits::REQUEST_BODY_BYTES_MAX as u64;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the gzip body does not decompress: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "the decompressed body is larger than {limit} bytes"
+        ));
+    }
+    Ok(out)
 }
 
 async fn run(svc: &Arc<Kinesis>, operation: &str, input: Value) -> Result<Value, CwError> {

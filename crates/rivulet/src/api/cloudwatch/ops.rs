@@ -464,8 +464,7 @@ fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     }
     let unit = unit(i, "Unit")?;
     let series_key = key(ns, name, dims);
-    let series_unit = svc.monitor.store.lookup(&series_key).map(|s| s.unit);
-    let points = query::periods(
+    let by_unit = query::periods_by_unit(
         &svc.monitor.store,
         &series_key,
         unit.as_deref(),
@@ -474,10 +473,12 @@ fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
         period,
     )
     .map_err(CwError::internal)?;
-    let datapoints: Vec<Value> = points
+    // A period with data in two units gives one datapoint per unit, each with its unit.
+    let datapoints: Vec<Value> = by_unit
         .iter()
-        .filter(|(t, _)| *t >= start - start.rem_euclid(period))
-        .map(|(t, a)| {
+        .flat_map(|(u, points)| points.iter().map(move |(t, a)| (u, *t, a)))
+        .filter(|(_, t, _)| *t >= start - start.rem_euclid(period))
+        .map(|(series_unit, t, a)| {
             let mut d = Map::new();
             d.insert("Timestamp".into(), json!(t));
             for s in &stats {
@@ -491,10 +492,7 @@ fn get_metric_statistics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
                     .collect();
                 d.insert("ExtendedStatistics".into(), Value::Object(m));
             }
-            d.insert(
-                "Unit".into(),
-                json!(series_unit.clone().unwrap_or_else(|| "None".into())),
-            );
+            d.insert("Unit".into(), json!(series_unit));
             Value::Object(d)
         })
         .collect();
@@ -595,10 +593,8 @@ pub fn alarm_queries(list: &[Value]) -> Result<Vec<Query>, String> {
 fn get_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
     let queries = parse_queries(i.list("MetricDataQueries")?, "MetricDataQueries")?;
     let (start_ms, end_ms) = time_range(i, "StartTime", "EndTime")?;
-    if i.get("NextToken").is_some() {
-        // Every result is returned in one page, so no token is ever issued.
-        return Err(CwError::next_token());
-    }
+    // A token counts the datapoints earlier pages returned, in output order.
+    let offset = parse_token(i.str("NextToken")?)?;
     let ascending = match i.str("ScanBy")? {
         None | Some("TimestampDescending") => false,
         Some("TimestampAscending") => true,
@@ -617,9 +613,14 @@ fn get_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
             status: 400,
             message: m,
         })?;
-    let mut budget = max.unwrap_or(query::METRIC_DATA_POINTS_MAX);
+    let page = max
+        .unwrap_or(query::METRIC_DATA_POINTS_MAX)
+        .clamp(1, query::METRIC_DATA_POINTS_MAX);
+    let mut skip = offset;
+    let mut budget = page;
+    let mut returned = 0usize;
+    let mut more = false;
     let mut out = Vec::new();
-    let mut partial = false;
     for r in results {
         let mut pairs: Vec<(i64, f64)> = r
             .timestamps
@@ -631,11 +632,16 @@ fn get_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
         if !ascending {
             pairs.reverse();
         }
-        if pairs.len() > budget {
+        let skipped = skip.min(pairs.len());
+        skip -= skipped;
+        pairs.drain(..skipped);
+        let partial = pairs.len() > budget;
+        if partial {
             pairs.truncate(budget);
-            partial = true;
+            more = true;
         }
         budget -= pairs.len();
+        returned += pairs.len();
         out.push(json!({
             "Id": r.id,
             "Label": r.label,
@@ -645,7 +651,11 @@ fn get_metric_data(svc: &Arc<Kinesis>, i: In<'_>) -> R {
             "Messages": r.message.map(|m| vec![json!({"Code": "Warning", "Value": m})]).unwrap_or_default(),
         }));
     }
-    Ok(json!({"MetricDataResults": out, "Messages": []}))
+    let mut body = json!({"MetricDataResults": out, "Messages": []});
+    if more {
+        body["NextToken"] = json!(token(offset + returned));
+    }
+    Ok(body)
 }
 
 fn token(offset: usize) -> String {
@@ -700,6 +710,9 @@ fn list_metrics(svc: &Arc<Kinesis>, i: In<'_>) -> R {
             })
             && recent_cutoff.is_none_or(|c| s.last_ms >= c)
     });
+    // One entry per metric, whatever the units of its data.
+    let mut matching = matching;
+    matching.dedup_by(|a, b| a.key == b.key);
     if offset > matching.len() {
         return Err(CwError::next_token());
     }
