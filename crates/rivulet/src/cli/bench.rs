@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{cpu_seconds, hash_range, is_open, list_shards};
+use super::{cpu_seconds, is_open, list_shards};
 use crate::client::{Client, jitter};
 use crate::clock::{Clock, SystemClock};
 use crate::monitor::agg::Agg;
@@ -38,15 +38,17 @@ pub struct BenchArgs {
     /// Records per request: 1 uses PutRecord, more PutRecords (at most 500).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
-    /// Partition keys: uniform (random), zipf (1,000 keys, s = 1.1) or pinned (each producer
-    /// routes to one shard by explicit hash key).
+    /// Partition keys: uniform (random), zipf (1,000 keys, s = 1.1) or pinned: producer i of
+    /// C routes by explicit hash keys drawn uniformly from the i-th of C equal slices of the
+    /// hash space (with C equal to the shard count of an evenly split stream, one producer
+    /// per shard, as the seed hot-shard demo does).
     #[arg(long, default_value = "uniform", value_parser = ["uniform", "zipf", "pinned"])]
     pub keys: String,
     /// Route every record by this hash key.
     #[arg(long)]
     pub explicit_hash_key: Option<String>,
-    /// With --keys pinned: the shard (index in ListShards order) that gets --hot-factor times
-    /// the others' traffic.
+    /// With --keys pinned and --rate: the producer (slice) that gets --hot-factor times the
+    /// others' traffic.
     #[arg(long)]
     pub hot_shard: Option<usize>,
     #[arg(long, default_value_t = 3.0)]
@@ -98,6 +100,23 @@ impl Zipf {
     }
 }
 
+/// The i-th of n equal slices of the 128-bit hash space.
+fn hash_slice(i: usize, n: usize) -> (u128, u128) {
+    let step = u128::MAX / n as u128;
+    let lo = step * i as u128;
+    let hi = if i + 1 == n { u128::MAX } else { lo + step - 1 };
+    (lo, hi)
+}
+
+/// A uniform hash key in `[lo, hi]`.
+fn random_in((lo, hi): (u128, u128)) -> u128 {
+    let r = ((jitter() * 2f64.powi(64)) as u128) << 64 | (jitter() * 2f64.powi(64)) as u128;
+    match (hi - lo).checked_add(1) {
+        Some(span) => lo + r % span,
+        None => r,
+    }
+}
+
 fn summary(a: &Agg) -> Value {
     if a.count == 0.0 {
         return Value::Null;
@@ -112,12 +131,10 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
     let shards = list_shards(&client, &args.stream).await?;
     let open: Vec<&Value> = shards.iter().filter(|s| is_open(s)).collect();
     anyhow::ensure!(!open.is_empty(), "{} has no open shards", args.stream);
-    // Pinned: producer i writes to shard i % n, by the shard's first hash key.
-    let pins: Vec<String> = open.iter().map(|s| hash_range(s).0.to_string()).collect();
-    // Producers and their share of the rate; the hot shard's producer gets hot_factor shares.
+    // Producers and their share of the rate; the hot producer gets hot_factor shares.
     let weights: Vec<f64> = (0..args.concurrency)
         .map(|i| match (args.keys.as_str(), args.hot_shard) {
-            ("pinned", Some(h)) if i % pins.len() == h => args.hot_factor,
+            ("pinned", Some(h)) if i == h => args.hot_factor,
             _ => 1.0,
         })
         .collect();
@@ -199,7 +216,7 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
             zipf.clone(),
             args.clone(),
         );
-        let pin = pins[i % pins.len()].clone();
+        let slice = hash_slice(i, args.concurrency);
         producers.push(tokio::spawn(async move {
             let mut sent = 0u64;
             let begun = Instant::now();
@@ -212,8 +229,8 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
                         }
                         tokio::time::sleep_until(due.into()).await;
                         // Catch up in one batch when behind, up to the batch size.
-                        let behind = (begun.elapsed().as_secs_f64() * r) as u64 - sent.min((begun.elapsed().as_secs_f64() * r) as u64);
-                        behind.clamp(1, args.batch as u64) as usize
+                        let target = (begun.elapsed().as_secs_f64() * r) as u64;
+                        target.saturating_sub(sent).clamp(1, args.batch as u64) as usize
                     }
                     None => args.batch,
                 };
@@ -223,7 +240,7 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
                 };
                 let hash = match (&args.explicit_hash_key, args.keys.as_str()) {
                     (Some(h), _) => Some(h.clone()),
-                    (None, "pinned") => Some(pin.clone()),
+                    (None, "pinned") => Some(random_in(slice).to_string()),
                     _ => None,
                 };
                 let t0 = Instant::now();
@@ -360,6 +377,19 @@ mod tests {
         }
         // The first 10 of 1,000 keys take about 40 % of the draws at s = 1.1.
         assert!((3_000..5_500).contains(&first), "{first}");
+    }
+
+    #[test]
+    fn slices_cover_the_hash_space() {
+        assert_eq!(hash_slice(0, 1), (0, u128::MAX));
+        let (a, b, c) = (hash_slice(0, 4), hash_slice(1, 4), hash_slice(3, 4));
+        assert_eq!(a.0, 0);
+        assert_eq!(b.0, a.1 + 1);
+        assert_eq!(c.1, u128::MAX);
+        for _ in 0..100 {
+            let k = random_in(b);
+            assert!(k >= b.0 && k <= b.1);
+        }
     }
 
     #[test]

@@ -129,7 +129,8 @@ pub async fn run(client: Client, args: TailArgs) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 any = true;
-                printed += print(&mut out, &id, r, &args)?;
+                let left = args.count.map(|c| c - printed);
+                printed += print(&mut out, &id, r, &args, left)?;
                 if args.count.is_some_and(|c| printed >= c) {
                     out.flush()?;
                     return Ok(());
@@ -179,7 +180,13 @@ pub async fn run(client: Client, args: TailArgs) -> anyhow::Result<()> {
 
 /// Prints one Kinesis record (its user records if it is a KPL aggregate); returns how many
 /// lines were printed.
-fn print(out: &mut impl Write, shard: &str, r: &Value, args: &TailArgs) -> anyhow::Result<u64> {
+fn print(
+    out: &mut impl Write,
+    shard: &str,
+    r: &Value,
+    args: &TailArgs,
+    left: Option<u64>,
+) -> anyhow::Result<u64> {
     let data = base64_simd::STANDARD
         .decode_to_vec(r["Data"].as_str().unwrap_or(""))
         .unwrap_or_default();
@@ -202,8 +209,8 @@ fn print(out: &mut impl Write, shard: &str, r: &Value, args: &TailArgs) -> anyho
             .collect(),
         None => vec![(None, key.to_owned(), data)],
     };
-    let n = items.len() as u64;
-    for (sub, key, data) in items {
+    let n = (items.len() as u64).min(left.unwrap_or(u64::MAX));
+    for (sub, key, data) in items.into_iter().take(n as usize) {
         match args.format.as_str() {
             "json" => {
                 let mut v = json!({

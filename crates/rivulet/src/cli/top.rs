@@ -97,7 +97,7 @@ async fn snapshot(client: &Client, args: &TopArgs) -> anyhow::Result<Value> {
     for v in &mut views {
         if let Some((records, bytes, throttled, age)) = metrics.as_ref().and_then(|m| m.get(&v.id))
         {
-            v.throttled = Some(*throttled);
+            v.throttled = *throttled;
             v.iterator_age_ms = *age;
             if source == "metrics" {
                 v.records = *records;
@@ -118,10 +118,16 @@ async fn snapshot(client: &Client, args: &TopArgs) -> anyhow::Result<Value> {
                 v.records = records;
                 v.bytes = bytes;
             }
+            // Partition keys explain where records landed only if their hashes fall in the
+            // shard's range; records routed by explicit hash key give no median.
+            let sampled = hashes.len();
             v.hashes = hashes
                 .into_iter()
                 .filter(|h| *h >= v.range.0 && *h <= v.range.1)
                 .collect();
+            if (v.hashes.len() as f64) < sampled as f64 * 0.9 {
+                v.hashes.clear();
+            }
         }
     }
     let total: f64 = views.iter().map(|v| v.records).sum();
@@ -235,7 +241,7 @@ async fn sample(
     Ok((records, bytes, hashes))
 }
 
-type ShardFigures = (f64, f64, f64, Option<f64>);
+type ShardFigures = (f64, f64, Option<f64>, Option<f64>);
 
 /// Shard-level metrics over the window from the CloudWatch API: (records, bytes, throttled
 /// records, max iterator age) per shard. None where the API is not available.
@@ -291,12 +297,17 @@ async fn shard_metrics(
         let sum = |j: usize| {
             results
                 .get(&format!("m{i}_{j}"))
-                .map_or(0.0, |v| v.iter().sum())
+                .map_or(0.0, |v| v.iter().fold(0.0, |a, b| a + b))
         };
+        // No throttling datapoint at all: the metric is not enabled, so throttling is unknown.
+        let throttled = results
+            .get(&format!("m{i}_2"))
+            .filter(|v| !v.is_empty())
+            .map(|v| v.iter().fold(0.0, |a, b| a + b));
         let age = results
             .get(&format!("m{i}_3"))
             .and_then(|v| v.iter().cloned().reduce(f64::max));
-        out.insert(s.id.clone(), (sum(0), sum(1), sum(2), age));
+        out.insert(s.id.clone(), (sum(0), sum(1), throttled, age));
     }
     Some(out)
 }
