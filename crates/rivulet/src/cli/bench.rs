@@ -207,8 +207,8 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let mut producers = Vec::new();
-    for i in 0..args.concurrency {
-        let rate = args.rate.map(|r| r * weights[i] / total_weight);
+    for (i, weight) in weights.iter().enumerate() {
+        let rate = args.rate.map(|r| r * weight / total_weight);
         let (client, totals, put_latency, zipf, args) = (
             client.clone(),
             totals.clone(),

@@ -50,10 +50,12 @@ pub struct Batching {
     /// Pack records into KPL aggregated records.
     #[arg(long)]
     pub aggregate: bool,
-    /// Never put two records of one partition key in the same batch, so a partial failure
-    /// cannot let a later record land before an earlier one.
+    /// Allow two records of one partition key in the same batch. Faster for inputs with
+    /// few keys, but Kinesis may then refuse an earlier record and accept a later one of
+    /// the same key, so the retried earlier record lands after it (counted as reordered).
+    /// Without it, a batch holds at most one record per key and no key is ever reordered.
     #[arg(long)]
-    pub strict_order: bool,
+    pub allow_reorder: bool,
 }
 
 impl Default for Batching {
@@ -64,7 +66,7 @@ impl Default for Batching {
             linger_ms: 100,
             lanes: 4,
             aggregate: false,
-            strict_order: false,
+            allow_reorder: false,
         }
     }
 }
@@ -218,12 +220,21 @@ impl Lane {
                         let e = aggregated(&mut agg);
                         bytes += e.data.len() + e.key.len();
                         batch.push(e);
+                        // Two aggregates may share keys: one per batch keeps keys in order.
+                        if !self.cfg.allow_reorder {
+                            pending = Some(Record {
+                                partition_key: user.partition_key,
+                                explicit_hash_key: user.explicit_hash_key,
+                                data: user.data,
+                            });
+                            break;
+                        }
                     }
                     agg.push(user);
                 } else {
                     let size = r.data.len() + r.partition_key.len();
                     let dup =
-                        self.cfg.strict_order && batch.iter().any(|e| e.key == r.partition_key);
+                        !self.cfg.allow_reorder && batch.iter().any(|e| e.key == r.partition_key);
                     if !batch.is_empty() && (bytes + size > max_bytes || dup) {
                         pending = Some(r);
                         break;
@@ -540,7 +551,7 @@ pub async fn run(client: Client, args: PutArgs) -> anyhow::Result<()> {
             match summary["reordered"].as_u64() {
                 Some(0) | None => String::new(),
                 Some(r) => format!(
-                    ", {r} landed before an earlier record of their key (use --strict-order)"
+                    ", {r} landed before an earlier record of their key (drop --allow-reorder to prevent it)"
                 ),
             }
         );
