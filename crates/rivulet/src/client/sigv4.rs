@@ -272,19 +272,10 @@ pub fn amz_date(epoch_ms: i64) -> String {
     )
 }
 
-/// (year, month, day) of a day count since 1970-01-01 in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
+/// (year, month, day) of a day count since 1970-01-01 (`clock::civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let (y, m, d) = crate::clock::civil_from_days(days);
+    (y, m.into(), d.into())
 }
 
 // ---- Where the AWS CLI looks ------------------------------------------------------------

@@ -1116,19 +1116,10 @@ fn fill(s: &TimeSeries, filler: &Filler, grid: &[i64]) -> TimeSeries {
     collect_series(&s.label, out)
 }
 
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, in the
-/// proleptic Gregorian calendar (H. Hinnant's `civil_from_days`).
+/// (year, month, day) of a day count since 1970-01-01 (`clock::civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let (y, m, d) = crate::clock::civil_from_days(days);
+    (y, m.into(), d.into())
 }
 
 /// The value of the time function `name` (UTC) at epoch second `t`.

@@ -480,7 +480,11 @@ async fn replay_sends_events_in_time_order_with_watermarks_from_gzip_and_lz4() {
     let mut shards: Vec<&str> = marks.iter().map(|m| m["shard"].as_str().unwrap()).collect();
     shards.sort();
     shards.dedup();
-    assert_eq!(shards, ["shardId-000000000000", "shardId-000000000001"], "{marks:?}");
+    assert_eq!(
+        shards,
+        ["shardId-000000000000", "shardId-000000000001"],
+        "{marks:?}"
+    );
     // lz4 frames too.
     let lz = dir.path().join("trips.json.lz4");
     let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(&lz).unwrap());
