@@ -509,6 +509,41 @@ mod tests {
     }
 
     #[test]
+    fn retention_removes_old_segments_and_forgets_idle_series() {
+        let dir = std::env::temp_dir().join(format!("rivulet-store-ret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let day = 86_400_000;
+        let store = MetricStore::open(&dir, 10, 15 * day).unwrap();
+        let t0 = 1_700_000_040_000;
+        store
+            .record(t0, 60, vec![(key("old"), "Count", Agg::one(1.0))])
+            .unwrap();
+        store.flush(t0 + 60_000, false).unwrap();
+        // Sixteen days later another series is written; a new segment holds it.
+        let later = t0 + 16 * day;
+        store.log.trim(t0 + 60_001).unwrap();
+        store
+            .record(later, 60, vec![(key("new"), "Count", Agg::one(2.0))])
+            .unwrap();
+        store.flush(later + 60_000, false).unwrap();
+        store.enforce_retention(later + 60_000).unwrap();
+        assert!(
+            store.lookup(&key("old")).is_empty(),
+            "idle series forgotten"
+        );
+        let id = store.lookup(&key("new"))[0].id;
+        let got = store.fetch(&[id], later - 60_000, later + 60_000).unwrap();
+        assert_eq!(got[&id][0].agg.sum, 2.0);
+        assert_eq!(store.series_count(), 1);
+        // The registry written afterwards no longer names it.
+        store.flush(later + 120_000, true).unwrap();
+        drop(store);
+        let store = MetricStore::open(&dir, 10, 15 * day).unwrap();
+        assert_eq!(store.series_count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn series_cap_refuses_new_series_only() {
         let dir = std::env::temp_dir().join(format!("rivulet-store-cap-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

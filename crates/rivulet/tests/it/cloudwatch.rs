@@ -842,3 +842,57 @@ async fn serve_with_canary_creates_its_stream_and_alarm() {
     assert_eq!(v["currentInstant"].as_str(), Some(key.as_str()));
     assert!(rivulet::clock::parse_time(&key).is_some(), "{key}");
 }
+
+/// `--alarm-topic NAME=exec:COMMAND`: an action naming the SNS topic runs the command with
+/// the alarm message on stdin.
+#[tokio::test]
+async fn alarm_topic_runs_a_command() {
+    let out = crate::harness::TempDir::new("exec-action");
+    let file = out.path().join("message.json");
+    let command = format!(
+        "cat > {} && echo \"$RIVULET_ALARM_STATE\" >> {}",
+        file.display(),
+        file.display()
+    );
+    let topic = ("ops".to_string(), format!("exec:{command}"));
+    let server = TestServer::start_with(move |c| c.alarm_topics = vec![topic]).await;
+    let cw = cloudwatch(&server.handle.endpoint());
+    cw.put_metric_alarm()
+        .alarm_name("cmd")
+        .namespace("App")
+        .metric_name("m")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions("arn:aws:sns:us-east-1:000000000000:ops")
+        .send()
+        .await
+        .unwrap();
+    cw.set_alarm_state()
+        .alarm_name("cmd")
+        .state_value(StateValue::Alarm)
+        .state_reason("run the command")
+        .send()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        if let Ok(t) = std::fs::read_to_string(&file)
+            && t.ends_with("ALARM\n")
+        {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The message (no trailing newline), then the state the command saw in its environment.
+    let json = text.strip_suffix("ALARM\n").unwrap();
+    let message: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(message["AlarmName"], "cmd");
+    assert_eq!(message["NewStateReason"], "run the command");
+}
