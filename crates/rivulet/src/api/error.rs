@@ -129,9 +129,17 @@ impl ApiError {
     }
 }
 
+/// What a client is told when the data directory's file system is full: a retryable
+/// InternalFailure (Kinesis has no error of its own for it) that says why.
+pub const DISK_FULL: &str =
+    "Internal service failure: the server's disk is full; the record was not written, retry later.";
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         tracing::error!(error = %e, "storage error");
+        if e.is_storage_full() {
+            return ApiError::new(ErrorKind::InternalFailure, DISK_FULL);
+        }
         ApiError::internal()
     }
 }

@@ -16,12 +16,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 pub struct RealServer {
     child: Child,
     pub endpoint: String,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl RealServer {
     pub fn start(extra: &[&str]) -> RealServer {
         let dir = TempDir::new("cli");
+        let mut s = RealServer::start_in(dir.path(), extra);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts on a data dir the caller keeps.
+    pub fn start_in(dir: &std::path::Path, extra: &[&str]) -> RealServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -34,7 +41,7 @@ impl RealServer {
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(dir.path())
+            .arg(dir)
             .args(["--limits", "off"])
             .args(extra)
             .env("RIVULET_LOG", "warn")
@@ -50,7 +57,7 @@ impl RealServer {
         RealServer {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod cloudwatch;
 mod crash;
+mod disk_full;
 mod encryption;
 mod errors;
 mod fuzz;

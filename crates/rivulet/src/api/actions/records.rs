@@ -219,6 +219,8 @@ enum Failure {
     /// The shard's write throughput was exceeded.
     Throttled(u32),
     Internal,
+    /// The file system is full: nothing was written; retrying later succeeds.
+    DiskFull,
 }
 
 fn rate_exceeded(svc: &Kinesis, shard_index: u32, stream: &str) -> String {
@@ -344,8 +346,13 @@ async fn write_routed(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, stream = %name, "write failed");
+                    let full = matches!(&e, WriteError::Storage(s) if s.is_storage_full());
                     for (slot, _) in keys {
-                        landed[slot] = Some(Err(Failure::Internal));
+                        landed[slot] = Some(Err(if full {
+                            Failure::DiskFull
+                        } else {
+                            Failure::Internal
+                        }));
                     }
                 }
             }
@@ -421,7 +428,7 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
         ok_records: landed.is_ok() as u64,
         ok_bytes: if landed.is_ok() { record_bytes } else { 0 },
         throttled_records: matches!(landed, Err(Failure::Throttled(_))) as u64,
-        failed_records: matches!(landed, Err(Failure::Internal)) as u64,
+        failed_records: matches!(landed, Err(Failure::Internal | Failure::DiskFull)) as u64,
     };
     svc.monitor
         .put_record(&name, outcome, started.elapsed().as_secs_f64() * 1000.0);
@@ -431,6 +438,9 @@ pub async fn put_record(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> {
             rate_exceeded(svc, index, &name),
         ),
         Failure::Internal => ApiError::internal(),
+        Failure::DiskFull => {
+            ApiError::new(ErrorKind::InternalFailure, crate::api::error::DISK_FULL)
+        }
     })?;
     let out = PutRecordOutput {
         shard_id: crate::control::shard_id(index),
@@ -547,7 +557,7 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
                 outcome.ok_bytes += size;
             }
             Err(Failure::Throttled(_)) => outcome.throttled_records += 1,
-            Err(Failure::Internal) => outcome.failed_records += 1,
+            Err(Failure::Internal | Failure::DiskFull) => outcome.failed_records += 1,
         }
     }
     svc.monitor
@@ -581,13 +591,17 @@ pub async fn put_records(svc: &Arc<Kinesis>, body: &[u8]) -> ApiResult<Vec<u8>> 
                     error_message: Some(rate_exceeded(svc, index, &name)),
                 }
             }
-            Err(Failure::Internal) => {
+            Err(f @ (Failure::Internal | Failure::DiskFull)) => {
                 failed += 1;
+                let message = match f {
+                    Failure::DiskFull => crate::api::error::DISK_FULL,
+                    _ => "Internal service failure.",
+                };
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
                     error_code: Some("InternalFailure"),
-                    error_message: Some("Internal service failure.".into()),
+                    error_message: Some(message.into()),
                 }
             }
         })
