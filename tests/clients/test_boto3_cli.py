@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Rivulet conformance tests through real AWS clients: boto3 and the AWS CLI (v1).
 
-Self-contained: no pytest. Every top-level ``test_*`` function runs in file order;
-each prints ``ok NAME`` or ``FAIL NAME: reason``. The closing line is
-``python: N passed, M failed``; with ``--counts-file PATH`` the counts are also
-written there as ``N M`` for scripts/test-clients.sh.
+No pytest: the runner of harness.py (shared with test_cloudwatch.py) runs every top-level
+``test_*`` function in file order; each prints ``ok NAME`` or ``FAIL NAME: reason``. The
+closing line is ``python: N passed, M failed``; with ``--counts-file PATH`` the counts are
+also written there as ``N M`` for scripts/test-clients.sh.
 
 Usage:
     python test_boto3_cli.py --endpoint http://127.0.0.1:PORT [--counts-file F] [-k SUBSTR]
@@ -19,44 +19,28 @@ The server at --endpoint runs with ``--limits off``. The throughput-limit tests
 stopped (and its data dir removed) when the suite ends.
 """
 
-import argparse
 import base64
 import datetime
 import hashlib
 import json
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-ACCOUNT = "000000000000"
-REGION = "us-east-1"
+import harness
+from harness import (ACCOUNT, HALF, LIMITED, burst, check, client, delete_streams, eq, shard_id,
+                     unique)
+from harness import stream_arn as arn_of
+
 MAX_HASH = 2**128 - 1
-HALF = 2**127  # first hash key of the second shard of a 2-shard stream
 ONE_MIB = 1024 * 1024
 
-ENDPOINT = None  # set in main()
-AWS_CLI = None  # set in main()
 KINESIS = None  # boto3 client, set in main()
-RUN_ID = uuid.uuid4().hex[:6]
 CREATED = []  # stream names created by the current test; deleted after it
-
-RIVULET_BIN = None  # server binary for the suite's own limits-on server, set in main()
-LIMITED = {}  # that server once started: proc, root, endpoint, client (or error)
-LIMITED_CREATED = []  # streams created on it by the current test; deleted after it
+LIMITED_CREATED = []  # the same on the limits-on server (harness.LIMITED)
 
 # The shard-level metrics of enhanced monitoring, as Kinesis lists them.
 ALL_METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
@@ -67,39 +51,8 @@ ALL_METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRec
 # --------------------------------------------------------------------------- helpers
 
 
-def check(cond, message):
-    if not cond:
-        raise AssertionError(message)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def unique(label):
-    return f"rv-{RUN_ID}-{label}-{uuid.uuid4().hex[:6]}"
-
-
-def arn_of(name):
-    return f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
-
-
-def shard_id(n):
-    return f"shardId-{n:012d}"
-
-
 def wait_active(name, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        status = KINESIS.describe_stream_summary(StreamName=name)[
-            "StreamDescriptionSummary"
-        ]["StreamStatus"]
-        if status == "ACTIVE":
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stream {name} still {status} after {timeout}s")
-        time.sleep(0.05)
+    harness.wait_active(name, KINESIS, timeout=timeout)
 
 
 def make_stream(label, shards=1):
@@ -115,63 +68,26 @@ def make_stream(label, shards=1):
 
 
 def cleanup_streams():
-    while CREATED:
-        name = CREATED.pop()
-        try:
-            KINESIS.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except ClientError:
-            pass
-    while LIMITED_CREATED:
-        name = LIMITED_CREATED.pop()
-        try:
-            LIMITED["client"].delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except ClientError:
-            pass
+    delete_streams(KINESIS, CREATED)
+    delete_streams(LIMITED.get("kinesis"), LIMITED_CREATED)
 
 
 def expect_error(code, fn, **kwargs):
-    """Call fn(**kwargs), which must fail with error code `code`; return the message."""
-    try:
-        fn(**kwargs)
-    except ClientError as e:
-        got = e.response["Error"]["Code"]
-        message = e.response["Error"].get("Message", "")
-        if got != code:
-            raise AssertionError(f"expected {code}, got {got}: {message!r}")
-        eq(e.response["ResponseMetadata"]["HTTPStatusCode"], 400, f"HTTP status of {code}")
-        return message
-    raise AssertionError(f"expected {code}, but the call succeeded")
-
-
-def cli_run(*args, endpoint=None, max_attempts=None):
-    """Run `aws kinesis ARGS` against --endpoint (or `endpoint`). `max_attempts` sets
-    AWS_MAX_ATTEMPTS, e.g. 1 so that the CLI does not retry LimitExceededException."""
-    cmd = [AWS_CLI, "kinesis", *args, "--endpoint-url", endpoint or ENDPOINT,
-           "--region", REGION, "--output", "json"]
-    env = None
-    if max_attempts is not None:
-        env = dict(os.environ, AWS_MAX_ATTEMPTS=str(max_attempts))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    """Call fn(**kwargs), which must fail with error code `code` and HTTP 400; return the
+    message."""
+    return harness.expect_error(code, fn, status=400, **kwargs)
 
 
 def cli(*args, **kw):
-    """Run `aws kinesis ARGS`; it must succeed. Returns the parsed JSON output (or None)."""
-    proc = cli_run(*args, **kw)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"aws kinesis {' '.join(args[:1])} exited {proc.returncode}: {proc.stderr.strip()}"
-        )
-    out = proc.stdout.strip()
-    return json.loads(out) if out else None
+    """Run `aws kinesis ARGS` against --endpoint (or `endpoint`); it must succeed. Returns the
+    parsed JSON output (or None). `max_attempts` sets AWS_MAX_ATTEMPTS, e.g. 1 so that the
+    CLI does not retry LimitExceededException."""
+    return harness.cli("kinesis", *args, **kw)
 
 
 def cli_error(code, *args, **kw):
     """Run `aws kinesis ARGS`; it must fail with service error `code`. Returns stderr."""
-    proc = cli_run(*args, **kw)
-    check(proc.returncode != 0, f"aws kinesis {args[0]} should fail with {code}, exited 0")
-    check(f"({code})" in proc.stderr,
-          f"aws kinesis {args[0]}: expected ({code}) in stderr, got {proc.stderr.strip()!r}")
-    return proc.stderr
+    return harness.cli_error(code, "kinesis", *args, **kw)
 
 
 def iterator(name, shard, kind, **extra):
@@ -1530,93 +1446,13 @@ def test_cli_resource_policy():
 
 # --------------------------------------------------------------------------- throughput limits
 #
-# test_limits_* run against the suite's own server with the default `--limits aws`; their
-# client makes exactly one attempt per call (total_max_attempts=1: botocore's retries
-# `max_attempts` counts retries, so max_attempts=1 would still retry throttling once).
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# test_limits_* run against the suite's own server with the default `--limits aws`; its
+# client makes exactly one attempt per call (see harness.client).
 
 
 def limited_server():
     """The boto3 client of the suite's limits-on server, starting the server on first use."""
-    if "client" in LIMITED:
-        return LIMITED["client"]
-    if "error" in LIMITED:
-        raise AssertionError(LIMITED["error"])
-    if not RIVULET_BIN:
-        LIMITED["error"] = "no server binary for the limits-on server: pass --rivulet-bin " \
-                           "or set $RIVULET_BIN"
-        raise AssertionError(LIMITED["error"])
-    root = tempfile.mkdtemp(prefix="rivulet-limits-")
-    port = free_port()
-    # Only defaults: no RIVULET_LIMITS, RIVULET_SHARD_* or other overrides from outside.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVULET_")}
-    with open(os.path.join(root, "server.log"), "wb") as log:
-        proc = subprocess.Popen(
-            [RIVULET_BIN, "serve", "--listen", f"127.0.0.1:{port}",
-             "--data-dir", os.path.join(root, "data")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    LIMITED.update(proc=proc, root=root, endpoint=f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            LIMITED["error"] = f"limits-on server exited {proc.returncode} at startup: " \
-                               f"{limited_log_tail()}"
-            raise AssertionError(LIMITED["error"])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                LIMITED["error"] = f"limits-on server not accepting connections on port " \
-                                   f"{port} after 10s: {limited_log_tail()}"
-                raise AssertionError(LIMITED["error"]) from None
-            time.sleep(0.1)
-    print(f"   (limits-on server at {LIMITED['endpoint']}, pid {proc.pid})", flush=True)
-    LIMITED["client"] = boto3.client(
-        "kinesis", endpoint_url=LIMITED["endpoint"], region_name=REGION,
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1},
-                      connect_timeout=5, read_timeout=60, max_pool_connections=32))
-    return LIMITED["client"]
-
-
-def limited_log_tail(lines=20):
-    try:
-        with open(os.path.join(LIMITED["root"], "server.log"), errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).strip()
-    except OSError:
-        return "(no server log)"
-
-
-def stop_limited_server(show_log=False):
-    """Stop the limits-on server (if started) and remove its data. Returns False if it
-    came up and then exited on its own; its log is shown then, or when show_log."""
-    proc = LIMITED.get("proc")
-    alive = True
-    if proc is not None:
-        alive = proc.poll() is None
-        if alive:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if not alive or show_log:
-            state = "running" if alive else f"exited {proc.returncode}"
-            print(f"-- limits-on server ({state}), last lines of its log --\n"
-                  f"{limited_log_tail()}", flush=True)
-        if "client" not in LIMITED:
-            alive = True  # it never came up; the tests that needed it failed saying so
-    if LIMITED.get("root"):
-        shutil.rmtree(LIMITED["root"], ignore_errors=True)
-    LIMITED.clear()
-    return alive
+    return harness.limited_server("rivulet-limits-")["kinesis"]
 
 
 def limited_stream(label, shards=1):
@@ -1625,36 +1461,8 @@ def limited_stream(label, shards=1):
     name = unique(label)
     LIMITED_CREATED.append(name)
     k.create_stream(StreamName=name, ShardCount=shards)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            status = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
-                "StreamStatus"]
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "LimitExceededException":
-                raise
-            status = "(throttled)"
-        if status == "ACTIVE":
-            return name
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stream {name} still {status} after 10s")
-        time.sleep(0.1)
-
-
-def burst(fn, calls):
-    """Make the calls fn(**kwargs) for each kwargs in `calls` at once, one thread each,
-    released together. Returns [(response or None, ClientError or None)] in call order."""
-    gate = threading.Barrier(len(calls))
-
-    def one(kwargs):
-        gate.wait(timeout=30)
-        try:
-            return fn(**kwargs), None
-        except ClientError as e:
-            return None, e
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(one, calls))
+    harness.wait_active(name, k, interval=0.1)
+    return name
 
 
 def rate_message(stream, shard=0):
@@ -1847,59 +1655,11 @@ def test_limits_account_settings_and_warm_throughput():
 
 
 def main():
-    global ENDPOINT, AWS_CLI, KINESIS, RIVULET_BIN
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--endpoint", default=os.environ.get("RIVULET_ENDPOINT"))
-    parser.add_argument("--counts-file")
-    parser.add_argument("-k", dest="filter", default="")
-    parser.add_argument("--rivulet-bin", default=os.environ.get("RIVULET_BIN"),
-                        help="server binary for the limits-on server of test_limits_*")
-    args = parser.parse_args()
-    if not args.endpoint:
-        parser.error("--endpoint (or $RIVULET_ENDPOINT) is required")
-    ENDPOINT = args.endpoint
-    RIVULET_BIN = os.path.abspath(args.rivulet_bin) if args.rivulet_bin else None
-    # `timeout` stops the suite with SIGTERM: exit through `finally`, which stops the
-    # limits-on server.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    AWS_CLI = os.environ.get("AWS_CLI") or os.path.join(os.path.dirname(sys.executable), "aws")
-    KINESIS = boto3.client(
-        "kinesis", endpoint_url=ENDPOINT, region_name=REGION,
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "max_attempts": 1},
-                      connect_timeout=5, read_timeout=60))
-
-    tests = sorted(
-        (f for n, f in globals().items() if n.startswith("test_") and callable(f)),
-        key=lambda f: f.__code__.co_firstlineno)
-    tests = [t for t in tests if args.filter in t.__name__]
-    passed = failed = 0
-    try:
-        for t in tests:
-            started = time.monotonic()
-            try:
-                t()
-            except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
-                failed += 1
-                reason = (f"{type(e).__name__}: {e}" if not isinstance(e, AssertionError)
-                          else str(e))
-                print(f"FAIL {t.__name__}: {reason}", flush=True)
-                if not isinstance(e, (AssertionError, ClientError)):
-                    traceback.print_exc(limit=3, file=sys.stdout)
-            else:
-                passed += 1
-                print(f"ok {t.__name__} ({time.monotonic() - started:.2f}s)", flush=True)
-            finally:
-                cleanup_streams()
-    finally:
-        if not stop_limited_server(show_log=failed > 0):
-            failed += 1
-            print("FAIL limits-on server: it exited during the tests", flush=True)
-    print(f"python: {passed} passed, {failed} failed", flush=True)
-    if args.counts_file:
-        with open(args.counts_file, "w") as f:
-            f.write(f"{passed} {failed}\n")
-    return 1 if failed else 0
+    global KINESIS
+    args = harness.parse_args("server binary for the limits-on server of test_limits_*")
+    KINESIS = client("kinesis", harness.ENDPOINT,
+                     retries={"mode": "standard", "max_attempts": 1})
+    return harness.run("python", globals(), args, cleanup=cleanup_streams)
 
 
 if __name__ == "__main__":

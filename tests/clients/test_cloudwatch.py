@@ -2,10 +2,10 @@
 """Rivulet's CloudWatch-compatible API through real AWS clients: boto3 (``cloudwatch`` and
 ``kinesis``), the AWS CLI (v1) and ``rivulet alarms install-recommended``.
 
-Self-contained: no pytest. Every top-level ``test_*`` function runs in file order;
-each prints ``ok NAME`` or ``FAIL NAME: reason``. The closing line is
-``cloudwatch: N passed, M failed``; with ``--counts-file PATH`` the counts are also
-written there as ``N M`` for scripts/test-clients.sh.
+No pytest: the runner of harness.py (shared with test_boto3_cli.py) runs every top-level
+``test_*`` function in file order; each prints ``ok NAME`` or ``FAIL NAME: reason``. The
+closing line is ``cloudwatch: N passed, M failed``; with ``--counts-file PATH`` the counts
+are also written there as ``N M`` for scripts/test-clients.sh.
 
 Usage:
     python test_cloudwatch.py --endpoint http://127.0.0.1:PORT [--counts-file F] [-k SUBSTR]
@@ -29,40 +29,31 @@ it, and the throttling-metric test starts a second server of its own with the de
 Alarm actions are received by a small http.server the suite runs on a loopback port.
 """
 
-import argparse
 import datetime
 import http.server
 import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-ACCOUNT = "000000000000"
-REGION = "us-east-1"
-HALF = 2**127  # first hash key of the second shard of a 2-shard stream
+import harness
+from harness import (ACCOUNT, HALF, LIMITED, REGION, RUN_ID, burst, check, client,
+                     delete_streams, eq, expect_error, free_port, log_tail, poll, shard_id,
+                     start_server, stop_server, stream_arn, unique)
+
 UTC = datetime.timezone.utc
 
-ENDPOINT = None  # set in main()
-AWS_CLI = None  # set in main()
-RIVULET_BIN = None  # set in main()
 CW = None  # boto3 cloudwatch client, set in main()
 CW_RAW = None  # the same without client-side parameter validation
 KINESIS = None  # boto3 kinesis client, set in main()
-RUN_ID = uuid.uuid4().hex[:6]
 
 # What the current test created; removed after it.
 CREATED_STREAMS = []
@@ -70,7 +61,6 @@ CREATED_ALARMS = []
 CREATED_DASHBOARDS = []
 LIMITED_STREAMS = []
 
-LIMITED = {}  # the limits-on server once started: proc, root, endpoint, kinesis, cw (or error)
 HOOK = {}  # the webhook receiver once started: server, thread, port
 
 # The stream-level AWS/Kinesis metrics a stream has after PutRecord, PutRecords and GetRecords.
@@ -89,39 +79,17 @@ STREAM_METRICS = {
 # --------------------------------------------------------------------------- helpers
 
 
-def check(cond, message):
-    if not cond:
-        raise AssertionError(message)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
-
-
 def near(actual, expected, what, rel=1e-9):
     if actual is None or not math.isclose(actual, expected, rel_tol=rel, abs_tol=1e-9):
         raise AssertionError(f"{what}: expected {expected!r} (within {rel:.0%}), got {actual!r}")
-
-
-def unique(label):
-    return f"rv-{RUN_ID}-{label}-{uuid.uuid4().hex[:6]}"
 
 
 def namespace(label):
     return f"RivuletTest/{RUN_ID}/{label}-{uuid.uuid4().hex[:6]}"
 
 
-def stream_arn(name):
-    return f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
-
-
 def alarm_arn(name):
     return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
-
-
-def shard_id(n):
-    return f"shardId-{n:012d}"
 
 
 def at(seconds):
@@ -143,36 +111,6 @@ def epoch(t):
     return t.timestamp() if isinstance(t, datetime.datetime) else float(t)
 
 
-def poll(fn, what, timeout=10.0, interval=0.2):
-    """Call fn() until it returns something truthy; return it. Fails after `timeout` s with
-    the last value seen."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = fn()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:.0f}s (last: {last!r})")
-        time.sleep(interval)
-
-
-def expect_error(code, fn, status=None, **kwargs):
-    """Call fn(**kwargs), which must fail with error code `code` (and HTTP `status` when
-    given); return the message."""
-    try:
-        fn(**kwargs)
-    except ClientError as e:
-        got = e.response["Error"]["Code"]
-        message = e.response["Error"].get("Message", "")
-        if got != code:
-            raise AssertionError(f"expected {code}, got {got}: {message!r}") from None
-        if status is not None:
-            eq(e.response["ResponseMetadata"]["HTTPStatusCode"], status, f"HTTP status of {code}")
-        return message
-    raise AssertionError(f"expected {code}, but the call succeeded")
-
-
 def expect_refused(codes, fn, *args, **kwargs):
     """Call fn(*args, **kwargs), which must fail with HTTP 400 and one of `codes`."""
     try:
@@ -185,50 +123,23 @@ def expect_refused(codes, fn, *args, **kwargs):
     raise AssertionError(f"expected one of {codes}, but the call succeeded")
 
 
-def cli_run(service, *args, endpoint=None):
-    cmd = [AWS_CLI, service, *args, "--endpoint-url", endpoint or ENDPOINT,
-           "--region", REGION, "--output", "json"]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-               AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-               AWS_MAX_ATTEMPTS="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-
-
 def cli(service, *args, **kw):
-    """Run `aws SERVICE ARGS`; it must succeed. Returns the parsed JSON output (or None)."""
-    proc = cli_run(service, *args, **kw)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"aws {service} {args[0]} exited {proc.returncode}: {proc.stderr.strip()}")
-    out = proc.stdout.strip()
-    return json.loads(out) if out else None
+    """Run `aws SERVICE ARGS` (one attempt); it must succeed. Returns the parsed JSON output
+    (or None)."""
+    return harness.cli(service, *args, max_attempts=1, **kw)
 
 
 def cli_error(code, service, *args, **kw):
-    """Run `aws SERVICE ARGS`; it must fail with service error `code`. Returns stderr."""
-    proc = cli_run(service, *args, **kw)
-    check(proc.returncode != 0, f"aws {service} {args[0]} should fail with {code}, exited 0")
-    check(f"({code})" in proc.stderr,
-          f"aws {service} {args[0]}: expected ({code}) in stderr, got {proc.stderr.strip()!r}")
-    return proc.stderr
+    """Run `aws SERVICE ARGS` (one attempt); it must fail with service error `code`. Returns
+    stderr."""
+    return harness.cli_error(code, service, *args, max_attempts=1, **kw)
 
 
 # ---- streams
 
 
 def wait_active(name, client=None, timeout=10.0):
-    client = client or KINESIS
-
-    def status():
-        try:
-            return client.describe_stream_summary(StreamName=name)[
-                "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "LimitExceededException":
-                raise
-            return False
-
-    poll(status, f"stream {name} ACTIVE", timeout=timeout, interval=0.05)
+    harness.wait_active(name, client or KINESIS, timeout=timeout)
 
 
 def make_stream(label, shards=1):
@@ -358,18 +269,8 @@ def cleanup():
             CW.delete_dashboards(DashboardNames=[name])
         except ClientError:
             pass
-    while CREATED_STREAMS:
-        name = CREATED_STREAMS.pop()
-        try:
-            KINESIS.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except ClientError:
-            pass
-    while LIMITED_STREAMS:
-        name = LIMITED_STREAMS.pop()
-        try:
-            LIMITED["kinesis"].delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except ClientError:
-            pass
+    delete_streams(KINESIS, CREATED_STREAMS)
+    delete_streams(LIMITED.get("kinesis"), LIMITED_STREAMS)
 
 
 # ---- webhook receiver
@@ -430,103 +331,15 @@ def stop_hook():
     HOOK.clear()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---- the limits-on server
-
-
-def client(service, endpoint, **config):
-    return boto3.client(
-        service, endpoint_url=endpoint, region_name=REGION,
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1},
-                      connect_timeout=5, read_timeout=60, **config))
-
-
-def start_server(data_dir, log_path, *args):
-    """Start `RIVULET_BIN serve` on a free loopback port (no RIVULET_* settings from
-    outside); wait until it accepts connections. Returns {proc, endpoint, log}."""
-    if not RIVULET_BIN:
-        raise AssertionError("no server binary: pass --rivulet-bin or set $RIVULET_BIN")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVULET_")}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [RIVULET_BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
-             *args], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    srv = {"proc": proc, "endpoint": f"http://127.0.0.1:{port}", "log": log_path}
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode} at startup: {log_tail(srv)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return srv
-        except OSError:
-            if time.monotonic() > deadline:
-                stop_server(srv)
-                raise AssertionError(f"server not accepting connections on {port}") from None
-            time.sleep(0.1)
-
-
-def stop_server(srv):
-    """SIGTERM the server and wait; returns its exit status (None if it had to be killed)."""
-    proc = srv["proc"]
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
-
-
-def log_tail(srv, lines=15):
-    try:
-        with open(srv["log"], errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).strip()
-    except OSError:
-        return "(no server log)"
 
 
 def limited_server():
     """(kinesis, cloudwatch) clients of the suite's limits-on server, started on first use."""
-    if "kinesis" in LIMITED:
-        return LIMITED["kinesis"], LIMITED["cw"]
-    if "error" in LIMITED:
-        raise AssertionError(LIMITED["error"])
-    root = tempfile.mkdtemp(prefix="rivulet-cw-limits-")
-    LIMITED["root"] = root
-    try:
-        srv = start_server(os.path.join(root, "data"), os.path.join(root, "server.log"))
-    except AssertionError as e:
-        LIMITED["error"] = f"limits-on server: {e}"
-        raise AssertionError(LIMITED["error"]) from None
-    LIMITED.update(srv)
-    print(f"   (limits-on server at {srv['endpoint']}, pid {srv['proc'].pid})", flush=True)
-    LIMITED["kinesis"] = client("kinesis", srv["endpoint"], max_pool_connections=32)
-    LIMITED["cw"] = client("cloudwatch", srv["endpoint"])
-    return LIMITED["kinesis"], LIMITED["cw"]
-
-
-def stop_limited_server():
-    """Stop the limits-on server and remove its data; False if it had exited by itself."""
-    alive = True
-    if "proc" in LIMITED:
-        alive = LIMITED["proc"].poll() is None
-        stop_server(LIMITED)
-        if not alive:
-            print(f"-- limits-on server exited; its log --\n{log_tail(LIMITED)}", flush=True)
-    if LIMITED.get("root"):
-        shutil.rmtree(LIMITED["root"], ignore_errors=True)
-    LIMITED.clear()
-    return alive
+    srv = harness.limited_server("rivulet-cw-limits-")
+    if "cw" not in srv:
+        srv["cw"] = client("cloudwatch", srv["endpoint"])
+    return srv["kinesis"], srv["cw"]
 
 
 def retry_limited(fn, timeout=10.0, **kwargs):
@@ -540,22 +353,6 @@ def retry_limited(fn, timeout=10.0, **kwargs):
                     or time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-
-
-def burst(fn, calls):
-    """Make the calls fn(**kwargs) at once, one thread each, released together.
-    Returns [(response or None, ClientError or None)] in call order."""
-    gate = threading.Barrier(len(calls))
-
-    def one(kwargs):
-        gate.wait(timeout=30)
-        try:
-            return fn(**kwargs), None
-        except ClientError as e:
-            return None, e
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(one, calls))
 
 
 # --------------------------------------------------------------------------- PutMetricData and statistics
@@ -1445,7 +1242,10 @@ def test_alarm_webhook_action():
     eq((message.get("NewStateReason"), message.get("OldStateValue")), ("loud again", "ALARM"),
        "the OK notification after re-enabling")
     eq(len(hook_posts(path)), 1, "ALARM notifications (the one with actions disabled not sent)")
-    actions = history(name, HistoryItemType="Action")
+    # The server records an action after the webhook has answered: wait for the third item.
+    actions = poll(lambda: (lambda a: a if len(a) >= 3 else None)(
+        history(name, HistoryItemType="Action")), "three Action history items", timeout=10.0,
+        interval=0.2)
     eq(sorted(h["HistorySummary"] for h in actions),
        sorted([f"Successfully executed action {hook_url(path)}"]
               + [f"Successfully executed action {hook_url(ok_path)}"] * 2),
@@ -1515,7 +1315,7 @@ def test_alarm_kinesis_stream_action():
 
 
 def test_recommended_alarms_install():
-    check(RIVULET_BIN, "no rivulet binary: pass --rivulet-bin or set $RIVULET_BIN")
+    check(harness.RIVULET_BIN, "no rivulet binary: pass --rivulet-bin or set $RIVULET_BIN")
     stream = make_stream("recommended")
     path = f"/recommended-{uuid.uuid4().hex[:8]}"
     suffixes = ["IteratorAge", "ReadProvisionedThroughputExceeded",
@@ -1523,8 +1323,8 @@ def test_recommended_alarms_install():
                 "GetRecordsSuccess"]
     names = [f"{stream}-{s}" for s in suffixes]
     CREATED_ALARMS.extend(names)
-    proc = subprocess.run([RIVULET_BIN, "alarms", "install-recommended", stream,
-                           "--endpoint-url", ENDPOINT, "--action", hook_url(path)],
+    proc = subprocess.run([harness.RIVULET_BIN, "alarms", "install-recommended", stream,
+                           "--endpoint-url", harness.ENDPOINT, "--action", hook_url(path)],
                           capture_output=True, text=True, timeout=60)
     eq(proc.returncode, 0, f"install-recommended exit status (stderr {proc.stderr.strip()!r})")
     eq(proc.stdout.split(), names, "alarm names printed")
@@ -1742,61 +1542,12 @@ def test_cli_cloudwatch():
 
 
 def main():
-    global ENDPOINT, AWS_CLI, RIVULET_BIN, CW, CW_RAW, KINESIS
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--endpoint", default=os.environ.get("RIVULET_ENDPOINT"))
-    parser.add_argument("--counts-file")
-    parser.add_argument("-k", dest="filter", default="")
-    parser.add_argument("--rivulet-bin", default=os.environ.get("RIVULET_BIN"),
-                        help="server binary: install-recommended and the limits-on server")
-    args = parser.parse_args()
-    if not args.endpoint:
-        parser.error("--endpoint (or $RIVULET_ENDPOINT) is required")
-    ENDPOINT = args.endpoint.rstrip("/")
-    RIVULET_BIN = os.path.abspath(args.rivulet_bin) if args.rivulet_bin else None
-    # `timeout` stops the suite with SIGTERM: exit through `finally`, which stops the
-    # limits-on server.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    AWS_CLI = os.environ.get("AWS_CLI") or os.path.join(os.path.dirname(sys.executable), "aws")
-    CW = client("cloudwatch", ENDPOINT)
-    CW_RAW = client("cloudwatch", ENDPOINT, parameter_validation=False)
-    KINESIS = client("kinesis", ENDPOINT)
-
-    tests = sorted(
-        (f for n, f in globals().items() if n.startswith("test_") and callable(f)),
-        key=lambda f: f.__code__.co_firstlineno)
-    tests = [t for t in tests if args.filter in t.__name__]
-    passed = failed = 0
-    try:
-        for t in tests:
-            started = time.monotonic()
-            try:
-                t()
-            except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
-                failed += 1
-                reason = (f"{type(e).__name__}: {e}" if not isinstance(e, AssertionError)
-                          else str(e))
-                print(f"FAIL {t.__name__}: {reason}", flush=True)
-                if not isinstance(e, (AssertionError, ClientError)):
-                    traceback.print_exc(limit=3, file=sys.stdout)
-            else:
-                passed += 1
-                print(f"ok {t.__name__} ({time.monotonic() - started:.2f}s)", flush=True)
-            finally:
-                try:
-                    cleanup()
-                except Exception as e:  # noqa: BLE001
-                    print(f"   (cleanup after {t.__name__} failed: {e})", flush=True)
-    finally:
-        stop_hook()
-        if not stop_limited_server():
-            failed += 1
-            print("FAIL limits-on server: it exited during the tests", flush=True)
-    print(f"cloudwatch: {passed} passed, {failed} failed", flush=True)
-    if args.counts_file:
-        with open(args.counts_file, "w") as f:
-            f.write(f"{passed} {failed}\n")
-    return 1 if failed else 0
+    global CW, CW_RAW, KINESIS
+    args = harness.parse_args("server binary: install-recommended and the limits-on server")
+    CW = client("cloudwatch", harness.ENDPOINT)
+    CW_RAW = client("cloudwatch", harness.ENDPOINT, parameter_validation=False)
+    KINESIS = client("kinesis", harness.ENDPOINT)
+    return harness.run("cloudwatch", globals(), args, cleanup=cleanup, finish=stop_hook)
 
 
 if __name__ == "__main__":
