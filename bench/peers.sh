@@ -6,14 +6,14 @@
 # writes with an fsync per 64 KiB batch, and loopback HTTP requests/s (Rivulet's GET /metrics
 # with one connection per request is not a ceiling; a keep-alive ListStreams loop is used).
 #
-#   bench/peers.sh [SECONDS] [OUT]     (default 5 s per run; the table also goes to OUT,
-#                                       default bench/results.md)
+#   bench/peers.sh [SECONDS] [OUT]     (default 5 s per run; the markdown table is printed,
+#                                       and also written to OUT when given)
 #
 # Needs node/npm (the peers install into a temporary directory) and python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-5}
-out=${2:-bench/results.md}
+out=${2:-/dev/null}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
