@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test Rivulet has that runs in minutes: the Rust suites (storage engine, unit and
-# property tests, the aws-sdk-kinesis black-box suite with its SIGKILL crash test), then the
+# property tests, the aws-sdk-kinesis black-box suite with its SIGKILL crash test, the CLI
+# over https with the `tls` feature), then the
 # real-client suites (boto3, the AWS CLI, the JS SDK over HTTP/2), which install their own
 # clients. The last line sums them up as `all: N passed, M failed`.
 #
@@ -13,6 +14,9 @@ trap 'rm -f "$log"' EXIT
 
 cargo test --workspace 2>&1 | tee "$log"
 cargo_rc=${PIPESTATUS[0]}
+# The https client (cargo feature `tls`): its own test, on the same test binary built with it.
+cargo test -p rivulet --features tls --test it -- cli::the_cli_speaks_https 2>&1 | tee -a "$log"
+[[ ${PIPESTATUS[0]} == 0 ]] || cargo_rc=1
 read -r cargo_passed cargo_failed < <(
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
        END { print p + 0, f + 0 }' "$log"

@@ -115,13 +115,70 @@ pub fn jitter() -> f64 {
 
 #[derive(Clone)]
 pub struct Client {
-    pool: Pool<HttpConnector, Body>,
+    pool: Pool<Connector, Body>,
     kinesis_url: String,
     cloudwatch_url: String,
     region: String,
     credentials: Credentials,
     pub retry: Retry,
     pub timeout: Duration,
+}
+
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+
+#[cfg(not(feature = "tls"))]
+fn connector() -> anyhow::Result<Connector> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Ok(http)
+}
+
+/// http:// and https://: TLS 1.2 and 1.3 with the system's root certificates, plus those in
+/// the PEM file AWS_CA_BUNDLE names (as the AWS CLI honours it).
+#[cfg(feature = "tls")]
+fn connector() -> anyhow::Result<Connector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(bundle) = env("AWS_CA_BUNDLE") {
+        let certs = CertificateDer::pem_file_iter(&bundle)
+            .map_err(|e| anyhow::anyhow!("AWS_CA_BUNDLE {bundle}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| anyhow::anyhow!("AWS_CA_BUNDLE {bundle}: {e}"))?;
+            roots.add(cert)?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+/// An error and its sources, for messages that say what actually failed.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn env(name: &str) -> Option<String> {
@@ -145,9 +202,14 @@ impl Client {
             &env,
         );
         for url in [&kinesis_url, &cloudwatch_url] {
+            let https = url.starts_with("https://");
             anyhow::ensure!(
-                url.starts_with("http://"),
-                "{url}: only http:// endpoints are supported yet (no TLS client is built in)"
+                url.starts_with("http://") || https,
+                "{url}: the endpoint must be an http:// or https:// URL"
+            );
+            anyhow::ensure!(
+                !https || cfg!(feature = "tls"),
+                "{url}: https:// endpoints need a rivulet built with `--features tls`"
             );
         }
         let credentials = sigv4::resolve_credentials(profile, &env).unwrap_or(Credentials {
@@ -155,11 +217,9 @@ impl Client {
             secret_key: "rivulet".into(),
             session_token: None,
         });
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
         let pool = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(http);
+            .build(connector()?);
         Ok(Client {
             pool,
             kinesis_url: kinesis_url.trim_end_matches('/').into(),
@@ -271,7 +331,7 @@ impl Client {
         let response = tokio::time::timeout(self.timeout, self.pool.request(request))
             .await
             .map_err(|_| connection(format!("no response from {url} within {:?}", self.timeout)))?
-            .map_err(|e| connection(format!("{url}: {e}")))?;
+            .map_err(|e| connection(format!("{url}: {}", chain(&e))))?;
         let status = response.status().as_u16();
         let query_error = response
             .headers()

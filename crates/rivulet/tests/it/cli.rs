@@ -631,3 +631,107 @@ async fn top_reads_shard_level_metrics_where_the_stream_has_them() {
             .starts_with("rivulet stream split m shardId-000000000000")
     );
 }
+
+/// With `--features tls`: the CLI over https, through a TLS-terminating proxy in front of the
+/// server, trusting a test CA through AWS_CA_BUNDLE as the AWS CLI does; an unknown CA is
+/// refused. Needs `openssl` and `python3`.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_speaks_https_and_checks_the_certificate() {
+    let s = RealServer::start(&[]);
+    let dir = TempDir::new("tls");
+    let d = dir.path();
+    let sh = |script: &str| {
+        Command::new("bash")
+            .args(["-c", script])
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success())
+    };
+    let made = sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj /CN=rivulet-test-ca -days 1 \
+         && openssl req -newkey rsa:2048 -nodes -keyout leaf-key.pem -out leaf.csr -subj /CN=localhost \
+         && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > leaf.ext \
+         && openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out leaf.pem -days 1 -extfile leaf.ext",
+    );
+    assert!(made, "openssl could not make the test certificates");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = s.endpoint.trim_start_matches("http://").to_owned();
+    let proxy_script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/tls_proxy.py"
+    );
+    let mut proxy = Command::new("python3")
+        .args([proxy_script, &port.to_string(), &upstream])
+        .arg(d.join("leaf.pem"))
+        .arg(d.join("leaf-key.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(proxy.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    let https = format!("https://127.0.0.1:{port}");
+    let run = |args: &[&str], ca: bool| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args(["--endpoint-url", &https])
+            .env("RUST_BACKTRACE", "0");
+        if ca {
+            c.env("AWS_CA_BUNDLE", d.join("ca.pem"));
+        } else {
+            c.env_remove("AWS_CA_BUNDLE");
+        }
+        c.output().unwrap()
+    };
+    let out = run(
+        &["stream", "create", "secure", "--shards", "1", "--json"],
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        run(&["put", "secure", "over-tls", "--partition-key", "k"], true)
+            .status
+            .success()
+    );
+    let out = run(
+        &[
+            "tail",
+            "secure",
+            "--from",
+            "trim-horizon",
+            "--count",
+            "1",
+            "--format",
+            "json",
+        ],
+        true,
+    );
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["text"], "over-tls");
+    // Without the test CA the certificate is not trusted.
+    let out = run(&["stream", "list"], false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UnknownIssuer"));
+    let _ = proxy.kill();
+    let out = proxy.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("unsigned"),
+        "every request was signed"
+    );
+}
