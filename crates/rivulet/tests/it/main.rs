@@ -8,6 +8,7 @@ mod disk_full;
 mod encryption;
 mod errors;
 mod fuzz;
+mod fuzz_corpus;
 mod harness;
 mod metrics;
 mod reads;
