@@ -15,6 +15,12 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
 cargo_rc=${PIPESTATUS[0]}
 # The https client (cargo feature `tls`): its own test, on the same test binary built with it.
+# It makes its test certificates with openssl, installed here when missing (Debian).
+if ! command -v openssl >/dev/null; then
+  sudo_cmd=""
+  [[ $(id -u) == 0 ]] || sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y -q openssl >/dev/null || echo "could not install openssl" >&2
+fi
 cargo test -p rivulet --features tls --test it -- cli::the_cli_speaks_https 2>&1 | tee -a "$log"
 [[ ${PIPESTATUS[0]} == 0 ]] || cargo_rc=1
 read -r cargo_passed cargo_failed < <(

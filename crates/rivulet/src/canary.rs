@@ -6,8 +6,8 @@
 //! one period > 1 s, 1 of 1, missing data breaching) fires when producing, storing or
 //! consuming fails, since any of them stops the datapoints.
 //!
-//! It talks to the server through the public API over HTTP, like any client, so it checks
-//! the whole path. `rivulet serve --canary` runs it against the server itself;
+//! It talks to the server through the public API with the CLI's client, like any client, so
+//! it checks the whole path. `rivulet serve --canary` runs it against the server itself;
 //! `rivulet canary --endpoint-url URL` runs it (or only its producer or consumer) elsewhere.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::client::{Client, Connection};
 use crate::clock::{Clock, SystemClock, instant, parse_time};
 
 pub const ALARM_NAME: &str = "Kinesis-Data-Streams-HealthCheck-Alarm";
@@ -68,58 +69,45 @@ impl CanaryConfig {
 /// An API error: (type, message).
 type CallError = (String, String);
 
+/// The CLI's client (signed requests, pooled connections, retries of transient failures),
+/// with errors as (type, message) for the canary's logs.
 struct Api {
-    endpoint: String,
+    client: Client,
 }
 
 impl Api {
-    async fn call(&self, target: &str, version: &str, body: Value) -> Result<Value, CallError> {
-        // Rivulet checks the Authorization header's shape, not its signature.
-        let auth = "AWS4-HMAC-SHA256 Credential=rivulet-canary/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0";
-        let r = crate::httpc::post(
-            &self.endpoint,
-            &[
-                ("content-type", version),
-                ("x-amz-target", target),
-                ("authorization", auth),
-            ],
-            body.to_string().into_bytes(),
-            CALL_TIMEOUT,
-        )
-        .await
-        .map_err(|e| ("ConnectionError".to_string(), e))?;
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        if r.status == 200 {
-            return Ok(v);
-        }
-        let kind = v["__type"].as_str().unwrap_or("HttpError");
-        let kind = kind.rsplit('#').next().unwrap_or(kind).to_string();
-        let message = v["message"].as_str().unwrap_or("").to_string();
-        Err((kind, format!("HTTP {}: {message}", r.status)))
-    }
-
     async fn kinesis(&self, op: &str, body: Value) -> Result<Value, CallError> {
-        self.call(
-            &format!("Kinesis_20131202.{op}"),
-            "application/x-amz-json-1.1",
-            body,
-        )
-        .await
+        self.client
+            .kinesis(op, body)
+            .await
+            .map_err(|e| (e.kind, e.message))
     }
 
     async fn cloudwatch(&self, op: &str, body: Value) -> Result<Value, CallError> {
-        self.call(
-            &format!("GraniteServiceVersion20100801.{op}"),
-            "application/x-amz-json-1.0",
-            body,
-        )
-        .await
+        self.client
+            .cloudwatch(op, body)
+            .await
+            .map_err(|e| (e.kind, e.message))
     }
 }
 
 /// Runs the canary until `stopped` turns true.
 pub async fn run(endpoint: String, cfg: CanaryConfig, mut stopped: watch::Receiver<bool>) {
-    let api = Api { endpoint };
+    let connection = Connection {
+        endpoint_url: Some(endpoint),
+        ..Connection::default()
+    };
+    let mut client = match Client::new(&connection) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the canary cannot reach its endpoint");
+            return;
+        }
+    };
+    // A few quick retries: a tick must not outlast the interval.
+    client.retry.attempts = 3;
+    client.timeout = CALL_TIMEOUT;
+    let api = Api { client };
     // Setup retries until it works: the server may still be starting.
     loop {
         match setup(&api, &cfg).await {

@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client for what the server itself sends: alarm webhooks and the
-//! health-check canary's calls to the API. One connection per request, a deadline on the
+//! A small HTTP/1.1 client for what the server itself sends: alarm webhooks (and the
+//! `alarms install-recommended` command). One connection per request, a deadline on the
 //! whole exchange, and a cap on the response body read. Plain `http://` only.
 
 use std::time::Duration;
