@@ -7,6 +7,12 @@ use std::str::FromStr;
 
 use crate::data::throughput::ShardRates;
 
+/// `--inflight-mib` by default: room for a few of the largest requests and GetRecords
+/// responses at once, and far more than a 2-core machine fills at full speed.
+pub const INFLIGHT_MIB_DEFAULT: usize = 128;
+/// The smallest budget: one largest request body and one largest GetRecords together.
+pub const INFLIGHT_MIB_MIN: usize = 48;
+
 /// When an acknowledged write reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -59,6 +65,15 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body once its headers are in.
+    pub body_read_timeout_ms: u64,
+    /// How long a response may wait for a client that reads none of it before the
+    /// connection is closed.
+    pub write_stall_timeout_ms: u64,
+    /// Bytes of request and response bodies held in memory at once (`--inflight-mib`).
+    pub inflight_bytes_max: usize,
+    /// How long a request waits for room under `inflight_bytes_max` before it is refused.
+    pub inflight_wait_ms: u64,
     /// Per-shard throughput limits (`--limits aws` or `off`, plus overrides).
     pub shard_rates: ShardRates,
     /// Whether control-plane calls are held to Kinesis's calls per second.
@@ -90,6 +105,10 @@ impl Config {
             writer_threads: 4,
             max_connections: 65_536,
             header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 60_000,
+            write_stall_timeout_ms: 15_000,
+            inflight_bytes_max: INFLIGHT_MIB_DEFAULT << 20,
+            inflight_wait_ms: 5_000,
             shard_rates: ShardRates::AWS,
             control_plane_limits: true,
             kms_key_aliases: Vec::new(),
@@ -116,6 +135,12 @@ impl Config {
             return Err(format!(
                 "region '{}' must be letters, digits and dashes",
                 self.region
+            ));
+        }
+        if self.inflight_bytes_max < INFLIGHT_MIB_MIN << 20 {
+            return Err(format!(
+                "the in-flight body budget must be at least {INFLIGHT_MIB_MIN} MiB, room for \
+                 the largest request and the largest GetRecords at once"
             ));
         }
         if self.max_connections == 0 {

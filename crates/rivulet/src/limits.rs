@@ -15,6 +15,9 @@ pub const DATA_BYTES_MAX: usize = 10 << 20;
 /// Records and bytes one GetRecords call returns at most.
 pub const GET_RECORDS_COUNT_MAX: usize = 10_000;
 pub const GET_RECORDS_BYTES_MAX: usize = 10 << 20;
+/// The least a GetRecords reads when memory for bodies in flight is short: it returns fewer
+/// records rather than none (the first record is always returned whole).
+pub const RECORD_BYTES_MIN_READ: usize = 1 << 20;
 /// How long a shard iterator and a ListShards NextToken stay valid.
 pub const ITERATOR_LIFETIME_MS: i64 = 300_000;
 pub const NEXT_TOKEN_LIFETIME_MS: i64 = 300_000;

@@ -185,6 +185,10 @@ struct ServeArgs {
     /// Open connections at once; new ones beyond it are closed.
     #[arg(long, env = "RIVULET_MAX_CONNECTIONS", default_value_t = 65_536)]
     max_connections: usize,
+    /// MiB of request and response bodies held in memory at once; past it, requests wait a
+    /// few seconds for room and are then refused with a retryable ServiceUnavailable.
+    #[arg(long, env = "RIVULET_INFLIGHT_MIB", default_value_t = rivulet::config::INFLIGHT_MIB_DEFAULT)]
+    inflight_mib: usize,
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
@@ -351,6 +355,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.control_plane_limits = aws;
     config.kms_key_aliases = args.kms_keys;
     config.max_connections = args.max_connections;
+    config.inflight_bytes_max = args.inflight_mib.saturating_mul(1 << 20);
     config.alarm_topics = args.alarm_topics;
     config.metric_series_max = args.metric_series_max;
     if args.canary {

@@ -4,10 +4,14 @@
 //! The listener and clock are passed in, so tests run many servers on port 0 in one process
 //! and move time by hand.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -78,6 +82,7 @@ pub async fn start_with_backend(
     let limits = ConnectionLimits {
         max: svc.config.max_connections,
         header_read_timeout: Duration::from_millis(svc.config.header_read_timeout_ms),
+        write_stall_timeout: Duration::from_millis(svc.config.write_stall_timeout_ms),
     };
     tasks.push(tokio::spawn(serve(listener, app, limits, stopped.clone())));
 
@@ -134,6 +139,8 @@ struct ConnectionLimits {
     /// Open connections at once; a connection over the limit is closed at accept.
     max: usize,
     header_read_timeout: Duration,
+    /// A connection whose peer has read nothing of what it was sent for this long is closed.
+    write_stall_timeout: Duration,
 }
 
 /// The accept loop: HTTP/1.1 and cleartext HTTP/2 on each connection (the h2 preface is
@@ -189,7 +196,10 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(StallGuard::new(stream, limits.write_stall_timeout)),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -229,4 +239,93 @@ fn every(
             }
         }
     })
+}
+
+/// A connection that fails its writes once the peer has taken nothing for `timeout`: a
+/// client that stops reading its response (a 10 MiB GetRecords, an event stream) loses the
+/// connection, and the response's memory and in-flight share come back. Reads pass through;
+/// idle connections are left alone (they cost a few KiB and count against
+/// `--max-connections`).
+struct StallGuard<S> {
+    inner: S,
+    timeout: Duration,
+    /// Set while a write is blocked on the peer: when it fires, the write fails.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> StallGuard<S> {
+    fn new(inner: S, timeout: Duration) -> StallGuard<S> {
+        StallGuard {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Called with the outcome of a write: progress clears the stall, a pending write
+    /// starts it (or checks it) and fails once it has lasted `timeout`.
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing for the write-stall timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for StallGuard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for StallGuard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -38,6 +38,8 @@ pub struct Kinesis {
     pub keys: KeyStore,
     /// Request counts and latencies for `/metrics`.
     pub request_metrics: crate::api::metrics::RequestMetrics,
+    /// The memory budget of request and response bodies in flight.
+    pub inflight: crate::api::inflight::Inflight,
     /// Live SubscribeToShard streams.
     pub subscriptions: crate::api::actions::subscribe::Subscriptions,
     /// Metrics, alarms and dashboards.
@@ -95,6 +97,10 @@ impl Kinesis {
             config.metric_series_max,
             config.alarm_topics.clone(),
         )?;
+        let inflight = crate::api::inflight::Inflight::new(
+            config.inflight_bytes_max,
+            std::time::Duration::from_millis(config.inflight_wait_ms),
+        );
         Ok(Kinesis {
             config,
             clock,
@@ -109,6 +115,7 @@ impl Kinesis {
             keys,
             subscriptions: Default::default(),
             request_metrics: Default::default(),
+            inflight,
             monitor,
         })
     }

@@ -23,6 +23,10 @@ pub enum ErrorKind {
     InvalidSignature,
     KmsNotFound,
     InternalFailure,
+    /// The server is out of room for more bodies in flight (503, retried by the SDKs).
+    ServiceUnavailable,
+    /// The request body did not arrive in time (408, retried by the SDKs).
+    RequestTimeout,
 }
 
 impl ErrorKind {
@@ -43,12 +47,16 @@ impl ErrorKind {
             ErrorKind::InvalidSignature => "InvalidSignatureException",
             ErrorKind::KmsNotFound => "KMSNotFoundException",
             ErrorKind::InternalFailure => "InternalFailure",
+            ErrorKind::ServiceUnavailable => "ServiceUnavailable",
+            ErrorKind::RequestTimeout => "RequestTimeoutException",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::InternalFailure => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -6,10 +6,12 @@ pub mod actions;
 pub mod cloudwatch;
 pub mod error;
 pub mod eventstream;
+pub mod inflight;
 pub mod metrics;
 pub mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -17,13 +19,20 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::limits::{self, REQUEST_BODY_BYTES_MAX};
 use crate::service::Kinesis;
 use error::{ApiError, ErrorKind};
+use inflight::Share;
 
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const CBOR_1_1: &str = "application/x-amz-cbor-1.1";
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// The most memory one GetRecords holds at once: the records it read (10 MiB) and its
+/// response (base64 is 4/3 of that, plus each record's JSON members).
+const GET_RECORDS_PEAK_BYTES: usize = limits::GET_RECORDS_BYTES_MAX * 5 / 2;
+/// The least a GetRecords waits for: room for reading 1 MiB.
+const GET_RECORDS_PEAK_BYTES_MIN: usize = limits::RECORD_BYTES_MIN_READ * 5 / 2;
 
 pub fn router(svc: Arc<Kinesis>) -> Router {
     Router::new().fallback(dispatch).with_state(svc)
@@ -44,24 +53,44 @@ async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response
         return with_request_id(response, &request_id);
     }
     let mut operation_seen = None;
-    let mut response =
-        match checked_body(&parts.method, &parts.headers, parts.uri.query(), body).await {
-            Ok((operation, body)) if operation == "SubscribeToShard" => {
-                operation_seen = Some(operation);
-                actions::subscribe::subscribe_to_shard(&svc, body)
+    let mut response = match checked_body(&svc, &parts, body).await {
+        Ok((operation, body, _body_share)) if operation == "SubscribeToShard" => {
+            operation_seen = Some(operation);
+            actions::subscribe::subscribe_to_shard(&svc, body)
+                .await
+                .unwrap_or_else(|e| error_response(&e))
+        }
+        Ok((operation, body, _body_share)) => {
+            // GetRecords reserves what its read and its response can take before it reads
+            // (reading less when memory is short) and keeps the response's share until the
+            // response has been sent.
+            let result = if operation == "GetRecords" {
+                match svc
+                    .inflight
+                    .reserve_up_to(GET_RECORDS_PEAK_BYTES, GET_RECORDS_PEAK_BYTES_MIN)
                     .await
-                    .unwrap_or_else(|e| error_response(&e))
-            }
-            Ok((operation, body)) => {
-                let result = actions::call(&svc, &operation, body).await;
-                operation_seen = Some(operation);
-                match result {
-                    Ok(body) => ok_response(body),
-                    Err(e) => error_response(&e),
+                {
+                    Ok(share) => {
+                        let bytes_max = (share.bytes() * 2 / 5).max(limits::RECORD_BYTES_MIN_READ);
+                        actions::get_records(&svc, body, bytes_max)
+                            .await
+                            .map(|body| (body, Some(share)))
+                    }
+                    Err(e) => Err(e),
                 }
+            } else {
+                actions::call(&svc, &operation, body)
+                    .await
+                    .map(|body| (body, None))
+            };
+            operation_seen = Some(operation);
+            match result {
+                Ok((body, share)) => ok_response(body, share),
+                Err(e) => error_response(&e),
             }
-            Err(early) => early,
-        };
+        }
+        Err(early) => early,
+    };
     svc.request_metrics.record(
         operation_seen.as_deref(),
         response.status().as_u16(),
@@ -110,9 +139,9 @@ async fn other_service(
     if parts.method != Method::POST {
         return access_denied();
     }
-    let body = match axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX).await {
-        Ok(b) => b,
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    let (body, _share) = match read_body(svc, &parts.headers, body).await {
+        Ok(read) => read,
+        Err(e) => return e,
     };
     match route {
         Route::CloudWatch(protocol, op) => {
@@ -199,11 +228,11 @@ fn percent_decode(s: &str) -> String {
 /// authentication headers, target and body size. Returns the operation name and body, or
 /// the response to send instead.
 async fn checked_body(
-    method: &Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    svc: &Kinesis,
+    parts: &axum::http::request::Parts,
     body: Body,
-) -> Result<(String, Bytes), Response> {
+) -> Result<(String, Bytes, Share), Response> {
+    let (method, headers, query) = (&parts.method, &parts.headers, parts.uri.query());
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -245,6 +274,17 @@ async fn checked_body(
         .filter(|op| actions::is_known(op))
         .ok_or_else(|| error_response(&ApiError::bare(ErrorKind::UnknownOperation)))?
         .to_owned();
+    let (body, share) = read_body(svc, headers, body).await?;
+    Ok((operation, body, share))
+}
+
+/// Reads a request body within the size limit, the body deadline and the in-flight budget;
+/// the share it returns is to be held until the request is done with.
+async fn read_body(
+    svc: &Kinesis,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Share), Response> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -252,10 +292,32 @@ async fn checked_body(
     if declared.is_some_and(|n| n > REQUEST_BODY_BYTES_MAX) {
         return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
     }
-    let body = axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX)
+    // A body of unknown length may take up to the limit.
+    let mut share = svc
+        .inflight
+        .reserve(declared.unwrap_or(REQUEST_BODY_BYTES_MAX))
         .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
-    Ok((operation, body))
+        .map_err(|e| error_response(&e))?;
+    let deadline = Duration::from_millis(svc.config.body_read_timeout_ms);
+    let body =
+        match tokio::time::timeout(deadline, axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
+            Err(_) => {
+                let e = ApiError::new(
+                    ErrorKind::RequestTimeout,
+                    format!(
+                        "The request body did not arrive within {} seconds.",
+                        deadline.as_secs()
+                    ),
+                );
+                return Err(error_response(&e));
+            }
+        };
+    share.shrink_to(body.len());
+    Ok((body, share))
 }
 
 /// Kinesis requires a SigV4 `Authorization` header or presigned query parameters. Any
@@ -302,8 +364,15 @@ fn access_denied() -> Response {
         .into_response()
 }
 
-fn ok_response(body: Vec<u8>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, JSON_1_1)], body).into_response()
+fn ok_response(body: Vec<u8>, share: Option<Share>) -> Response {
+    match share {
+        Some(mut share) => {
+            share.shrink_to(body.len());
+            let body = inflight::held_body(body, share);
+            (StatusCode::OK, [(header::CONTENT_TYPE, JSON_1_1)], body).into_response()
+        }
+        None => (StatusCode::OK, [(header::CONTENT_TYPE, JSON_1_1)], body).into_response(),
+    }
 }
 
 pub fn error_response(e: &ApiError) -> Response {

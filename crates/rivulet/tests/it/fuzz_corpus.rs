@@ -6,6 +6,11 @@ use std::sync::Arc;
 
 use rivulet::cbor::{Field, TimeUnit, decode, encode};
 
+use crate::harness::TestServer;
+
+#[path = "../../../../fuzz/checks/request.rs"]
+mod request_check;
+
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus")).join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -69,4 +74,21 @@ fn fuzz_corpus_replays_cleanly() {
         total += 1;
     }
     eprintln!("replayed {total} corpus inputs");
+}
+
+/// The `request` target's corpus through the same check, against a real service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzz_request_corpus_replays_cleanly() {
+    let server = TestServer::start().await;
+    let svc = server.handle.service().clone();
+    request_check::prepare(&svc).await;
+    let inputs = corpus("request");
+    for data in &inputs {
+        request_check::check(&svc, data).await;
+    }
+    eprintln!("replayed {} request corpus inputs", inputs.len());
+    assert!(
+        inputs.len() >= 71,
+        "the seeds of fuzz/seeds/request.py are there"
+    );
 }

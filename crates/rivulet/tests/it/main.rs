@@ -1,6 +1,7 @@
 //! The one black-box test binary: every test starts a server in-process on port 0 (or the
 //! real binary, for crash tests) and drives it through aws-sdk-kinesis or raw HTTP.
 
+mod bounds;
 mod cli;
 mod cloudwatch;
 mod crash;

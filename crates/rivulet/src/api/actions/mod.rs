@@ -132,6 +132,13 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
     }
 }
 
+/// GetRecords reading at most `bytes_max` of records (less than its 10 MiB when the
+/// server's memory for bodies in flight is short).
+pub async fn get_records(svc: &Arc<Kinesis>, body: Bytes, bytes_max: usize) -> ApiResult<Vec<u8>> {
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || reads::get_records_within(&svc, &body, bytes_max)).await?
+}
+
 /// `StreamId` is on nearly every input and "reserved for future use": accepted and ignored
 /// when it has the model's shape (`[a-z0-9]{20}-[a-z0-9]{3}`), refused as Kinesis refuses it
 /// otherwise.

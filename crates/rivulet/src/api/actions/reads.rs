@@ -256,6 +256,12 @@ struct GetRecordsOutput<'a> {
 }
 
 pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
+    get_records_within(svc, body, limits::GET_RECORDS_BYTES_MAX)
+}
+
+/// GetRecords reading no more than `bytes_max` of records (the first whole).
+pub fn get_records_within(svc: &Kinesis, body: &[u8], bytes_max: usize) -> ApiResult<Vec<u8>> {
+    let bytes_max = bytes_max.min(limits::GET_RECORDS_BYTES_MAX);
     let started = std::time::Instant::now();
     let input: GetRecordsInput = parse(body)?;
     let mut v = Violations::default();
@@ -338,7 +344,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
         .limit
         .map_or(limits::GET_RECORDS_COUNT_MAX, |l| l as usize);
     let cutoff = now - retention_hours * 3_600_000;
-    let mut batch = log.read(it.position, limit, limits::GET_RECORDS_BYTES_MAX)?;
+    let mut batch = log.read(it.position, limit, bytes_max)?;
     if batch
         .records
         .first()
@@ -346,7 +352,7 @@ pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     {
         // Retention removes whole segments; records it has not reached yet are skipped here.
         let horizon = log.position_at_timestamp(cutoff)?.max(it.position);
-        batch = log.read(horizon, limit, limits::GET_RECORDS_BYTES_MAX)?;
+        batch = log.read(horizon, limit, bytes_max)?;
     }
     let end = log.end_position();
     let caught_up = batch.next_position >= end;
