@@ -71,13 +71,7 @@ impl Kinesis {
                     ShardRuntime::new(log, shard.closed.is_some(), config.shard_rates, now),
                 );
             }
-            registry.insert(
-                stream_meta.name.clone(),
-                Stream {
-                    meta: stream_meta,
-                    shards,
-                },
-            );
+            registry.insert(stream_meta.name.clone(), Stream::new(stream_meta, shards));
         }
         let iterators =
             IteratorCodec::new(load_or_create_key(&config.data_dir.join("iterator.key"))?);

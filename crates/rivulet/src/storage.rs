@@ -20,6 +20,19 @@ pub trait ShardLog: Send + Sync + 'static {
     fn commit(&self, durable: bool) -> StorageResult<()>;
     /// Makes published appends durable.
     fn sync(&self) -> StorageResult<()>;
+    /// The file system the log is on, when one `sync_filesystem` can cover many logs.
+    fn filesystem_id(&self) -> Option<u64> {
+        None
+    }
+    /// Makes every log's appends on this log's file system durable with one sync; each of
+    /// them then publishes with `commit_synced`.
+    fn sync_filesystem(&self) -> StorageResult<()> {
+        self.sync()
+    }
+    /// Publishes appends that a later `sync_filesystem` made durable.
+    fn commit_synced(&self) -> StorageResult<()> {
+        self.commit(true)
+    }
     fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> StorageResult<ReadBatch>;
     fn position_at_timestamp(&self, timestamp_ms: i64) -> StorageResult<u64>;
     fn start_position(&self) -> u64;
@@ -103,6 +116,15 @@ impl ShardLog for seglog::Log {
     }
     fn sync(&self) -> StorageResult<()> {
         seglog::Log::sync(self)
+    }
+    fn filesystem_id(&self) -> Option<u64> {
+        seglog::Log::filesystem_id(self)
+    }
+    fn sync_filesystem(&self) -> StorageResult<()> {
+        seglog::Log::sync_filesystem(self)
+    }
+    fn commit_synced(&self) -> StorageResult<()> {
+        seglog::Log::commit_synced(self)
     }
     fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> StorageResult<ReadBatch> {
         seglog::Log::read(self, from, max_records, max_bytes)

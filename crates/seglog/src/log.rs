@@ -282,6 +282,44 @@ impl Log {
         Ok(())
     }
 
+    /// The file system of the active segment: logs with the same id can share one
+    /// `sync_filesystem`.
+    pub fn filesystem_id(&self) -> Option<u64> {
+        self.writer
+            .lock()
+            .expect("writer lock")
+            .file
+            .filesystem_id()
+    }
+
+    /// Makes durable, with one sync of the whole file system, what has been appended to
+    /// every log on it so far. Each of those logs then publishes with `commit_synced`. An
+    /// error poisons nothing: the caller falls back to `commit(true)` per log, which finds
+    /// the file that failed.
+    pub fn sync_filesystem(&self) -> Result<()> {
+        let w = self.writer.lock().expect("writer lock");
+        if w.poisoned {
+            return Err(Error::Poisoned {
+                path: w.path.clone(),
+            });
+        }
+        w.file.sync_filesystem().map_err(|e| Error::io(&w.path, e))
+    }
+
+    /// Publishes appends made durable by a `sync_filesystem` (of any log on the same file
+    /// system) that ran after them; nothing may be appended in between.
+    pub fn commit_synced(&self) -> Result<()> {
+        let mut w = self.writer.lock().expect("writer lock");
+        if w.poisoned {
+            return Err(Error::Poisoned {
+                path: w.path.clone(),
+            });
+        }
+        w.dirty = false;
+        self.publish(&mut w);
+        Ok(())
+    }
+
     /// Fsyncs what was appended, without publishing it (for interval fsync policies, where
     /// commit already published).
     pub fn sync(&self) -> Result<()> {

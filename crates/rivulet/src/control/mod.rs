@@ -10,8 +10,8 @@ pub mod keys;
 pub mod store;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -279,9 +279,72 @@ pub fn lane(stream_created_ms: i64, shard_index: u32) -> u64 {
 pub struct Stream {
     pub meta: StreamMeta,
     pub shards: BTreeMap<u32, ShardRuntime>,
+    /// The open shards in hash-key order, built on first use after the shard list changed
+    /// (keyed by its length and last index: resharding always adds shards with new, higher
+    /// indices, and expiry removes closed ones).
+    routes: Mutex<Option<(RoutesKey, Arc<[OpenShard]>)>>,
+}
+
+/// The shard list's length and last index, which change whenever its shards do.
+type RoutesKey = (usize, u32);
+
+/// The open shard whose hash range holds `hash` (`open` sorted by start hash).
+pub fn route(open: &[OpenShard], hash: u128) -> Option<&OpenShard> {
+    let after = open.partition_point(|s| s.start_hash <= hash);
+    open[..after].last().filter(|s| hash <= s.end_hash)
+}
+
+/// An open shard as writes route to it.
+#[derive(Clone)]
+pub struct OpenShard {
+    pub index: u32,
+    pub start_hash: u128,
+    pub end_hash: u128,
+    pub runtime: ShardRuntime,
 }
 
 impl Stream {
+    pub fn new(meta: StreamMeta, shards: BTreeMap<u32, ShardRuntime>) -> Stream {
+        Stream {
+            meta,
+            shards,
+            routes: Mutex::new(None),
+        }
+    }
+
+    /// The open shards sorted by hash range, for `route`; shared until the shards change, so
+    /// a write costs the same with 1 or 10,000 shards.
+    pub fn open_shards(&self) -> Arc<[OpenShard]> {
+        let key = (
+            self.meta.shards.len(),
+            self.meta.shards.last().map_or(0, |s| s.index),
+        );
+        let mut routes = self.routes.lock().expect("routes lock");
+        if let Some((k, open)) = routes.as_ref()
+            && *k == key
+        {
+            return open.clone();
+        }
+        let mut open: Vec<OpenShard> = self
+            .meta
+            .shards
+            .iter()
+            .filter(|s| s.is_open())
+            .filter_map(|s| {
+                self.shards.get(&s.index).map(|r| OpenShard {
+                    index: s.index,
+                    start_hash: s.start_hash,
+                    end_hash: s.end_hash,
+                    runtime: r.clone(),
+                })
+            })
+            .collect();
+        open.sort_by_key(|s| s.start_hash);
+        let open: Arc<[OpenShard]> = open.into();
+        *routes = Some((key, open.clone()));
+        open
+    }
+
     /// Unique per incarnation, so a recreated stream never sees an old one's files.
     pub fn storage_key(&self) -> String {
         storage_key(&self.meta.name, self.meta.created_ms)
@@ -387,5 +450,40 @@ mod tests {
         assert_eq!(parse_shard_id("7"), Some(7));
         assert_eq!(parse_shard_id("shardId-"), None);
         assert_eq!(parse_shard_id("shard-x"), None);
+    }
+
+    #[test]
+    fn route_finds_the_range_holding_a_hash_key_by_binary_search() {
+        let dir = std::env::temp_dir().join(format!("rivulet-route-{}", std::process::id()));
+        let log: Arc<dyn ShardLog> =
+            Arc::new(seglog::Log::open(&dir, seglog::LogConfig::default()).unwrap());
+        let runtime = ShardRuntime::new(log, false, ShardRates::OFF, 0);
+        // 1,000 equal ranges, listed out of order.
+        let width = u128::MAX / 1000;
+        let mut open: Vec<OpenShard> = (0..1000u32)
+            .rev()
+            .map(|i| OpenShard {
+                index: i,
+                start_hash: width * i as u128,
+                end_hash: if i == 999 {
+                    u128::MAX
+                } else {
+                    width * (i as u128 + 1) - 1
+                },
+                runtime: runtime.clone(),
+            })
+            .collect();
+        open.sort_by_key(|s| s.start_hash);
+        for i in [0u32, 1, 499, 998, 999] {
+            let start = width * i as u128;
+            assert_eq!(route(&open, start).unwrap().index, i);
+            assert_eq!(route(&open, start + width / 2).unwrap().index, i);
+        }
+        assert_eq!(route(&open, width - 1).unwrap().index, 0);
+        assert_eq!(route(&open, u128::MAX).unwrap().index, 999);
+        // A hash in no open range (between a closed parent's children, say) routes nowhere.
+        open.remove(500);
+        assert!(route(&open, width * 500).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

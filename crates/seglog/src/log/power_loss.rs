@@ -120,6 +120,90 @@ fn every_crash_point_keeps_every_acknowledged_record() {
     drop(appended);
 }
 
+/// Three logs committed together by one file-system sync (as the shard writers do for a
+/// group that touched many shards), rolling segments: at every crash point, each log keeps
+/// what was acknowledged after the shared sync.
+#[test]
+fn a_shared_file_system_sync_keeps_every_acknowledged_record_of_every_log() {
+    const LOGS: usize = 3;
+    fn open_at(fs: &SimFs, i: usize) -> Result<Log> {
+        Log::open_with(
+            Arc::new(fs.clone()),
+            Path::new(&format!("/sim/{i}")),
+            config(),
+        )
+    }
+    fn run(fs: &SimFs) -> Vec<(Vec<Vec<u8>>, usize)> {
+        let mut state = vec![(Vec::new(), 0); LOGS];
+        let mut logs = Vec::new();
+        for i in 0..LOGS {
+            match open_at(fs, i) {
+                Ok(log) => logs.push(log),
+                Err(_) => return state,
+            }
+        }
+        for round in 0..25 {
+            for (i, log) in logs.iter().enumerate() {
+                let data = payload(round * LOGS + i);
+                let r = RecordRef {
+                    timestamp_ms: round as i64,
+                    flags: 0,
+                    key: b"k",
+                    data: &data,
+                };
+                if log.append(&[r]).is_err() {
+                    return state;
+                }
+                state[i].0.push(data);
+            }
+            if logs[round % LOGS].sync_filesystem().is_err() {
+                return state;
+            }
+            for (i, log) in logs.iter().enumerate() {
+                if log.commit_synced().is_err() {
+                    return state;
+                }
+                state[i].1 = state[i].0.len();
+            }
+        }
+        state
+    }
+    let probe = SimFs::new();
+    let state = run(&probe);
+    assert!(state.iter().all(|(_, acked)| *acked == 25));
+    let total = probe.mutations();
+    for n in 0..total {
+        let fs = SimFs::new();
+        fs.fail_after(n);
+        let state = run(&fs);
+        fs.crash();
+        for (i, (appended, acked)) in state.iter().enumerate() {
+            let log = open_at(&fs, i)
+                .unwrap_or_else(|e| panic!("crash after mutation {n}: log {i}: {e}"));
+            check(&log, appended, *acked);
+        }
+    }
+}
+
+/// A failed file-system sync poisons nothing by itself; the per-log commit that follows it
+/// finds the failure and stops that log.
+#[test]
+fn a_failed_file_system_sync_falls_back_to_each_log() {
+    let fs = SimFs::new();
+    let log = open(&fs).unwrap();
+    let r = RecordRef {
+        timestamp_ms: 0,
+        flags: 0,
+        key: b"k",
+        data: b"x",
+    };
+    log.append(&[r]).unwrap();
+    fs.fail_syncs(true);
+    assert!(matches!(log.sync_filesystem(), Err(Error::Io { .. })));
+    assert!(matches!(log.commit(true), Err(Error::Io { .. })));
+    assert!(matches!(log.commit_synced(), Err(Error::Poisoned { .. })));
+}
+
 /// After a failed fsync the kernel may have dropped the dirty pages, so retrying the fsync
 /// can report success for data that is gone. The log must stop acknowledging instead.
 #[test]

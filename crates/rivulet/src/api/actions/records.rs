@@ -6,6 +6,7 @@
 //! numbers from the positions the log assigned.
 
 use crate::monitor::kinesis::PutOutcome;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use super::{ApiResult, check_stream_ref, parse, stream_name};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::validate::{self, Violations, blob_shown};
 use crate::control::hash::{hash_key, parse_hash_key};
-use crate::control::{ShardCounters, ShardRuntime, StreamStatus, lane};
+use crate::control::{OpenShard, ShardCounters, StreamStatus, lane};
 use crate::data::sequence::{SequenceNumber, stream_epoch};
 use crate::data::writer::{PendingRecord, WriteError};
 use crate::limits;
@@ -119,18 +120,15 @@ struct Target {
     max_record_bytes: usize,
     /// The key new records are sealed with, while the stream is encrypted.
     encryption: Option<u32>,
-    /// Open shards: index, hash range and runtime.
-    shards: Vec<(u32, u128, u128, ShardRuntime)>,
+    /// Open shards, sorted by hash range.
+    shards: Arc<[OpenShard]>,
     /// Shard-level metrics enabled by EnableEnhancedMonitoring.
     shard_metrics: Vec<String>,
 }
 
 impl Target {
-    fn route(&self, hash: u128) -> ApiResult<&(u32, u128, u128, ShardRuntime)> {
-        self.shards
-            .iter()
-            .find(|(_, s, e, _)| *s <= hash && hash <= *e)
-            .ok_or_else(ApiError::internal)
+    fn route(&self, hash: u128) -> ApiResult<&OpenShard> {
+        crate::control::route(&self.shards, hash).ok_or_else(ApiError::internal)
     }
 
     fn sequence_number(&self, shard_index: u32, position: u64) -> String {
@@ -154,18 +152,7 @@ fn target(svc: &Kinesis, name: &str) -> ApiResult<Target> {
             return Err(ApiError::stream_not_found(name, svc.account()));
         }
     }
-    let shards = stream
-        .meta
-        .shards
-        .iter()
-        .filter(|s| s.is_open())
-        .filter_map(|s| {
-            stream
-                .shards
-                .get(&s.index)
-                .map(|r| (s.index, s.start_hash, s.end_hash, r.clone()))
-        })
-        .collect();
+    let shards = stream.open_shards();
     Ok(Target {
         created_ms: stream.meta.created_ms,
         max_record_bytes: (stream.meta.max_record_size_kib as usize) << 10,
@@ -256,21 +243,19 @@ async fn write_routed(
         }
         let target = Arc::new(target(svc, name)?);
         let mut groups: Vec<ShardGroup> = Vec::new();
+        let mut group_of: HashMap<u32, usize> = HashMap::new();
         for r in pending.drain(..) {
-            let (index, ..) = target.route(r.hash)?;
-            let group = match groups.iter().position(|(g, ..)| g == index) {
-                Some(i) => &mut groups[i],
-                None => {
-                    groups.push((*index, Vec::new(), Vec::new()));
-                    groups.last_mut().expect("just pushed")
-                }
-            };
-            group.1.push((r.slot, r.hash));
-            group.2.push(r.record);
+            let index = target.route(r.hash)?.index;
+            let i = *group_of.entry(index).or_insert_with(|| {
+                groups.push((index, Vec::new(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push((r.slot, r.hash));
+            groups[i].2.push(r.record);
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (index, mut keys, mut records) in groups {
-            let shard = target.route(keys[0].1)?.3.clone();
+            let shard = target.route(keys[0].1)?.runtime.clone();
             // Per-shard write throughput: records past the shard's budget are refused with
             // ProvisionedThroughputExceededException while the others are written.
             let sizes = records.iter().map(|r| r.data.len() + r.partition_key.len());

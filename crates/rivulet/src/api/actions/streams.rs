@@ -185,13 +185,7 @@ pub fn create_stream(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
     };
     let shard_logs = svc.open_shards(&meta)?;
     let key = crate::control::storage_key(name, now);
-    registry.insert(
-        name.to_owned(),
-        Stream {
-            meta,
-            shards: shard_logs,
-        },
-    );
+    registry.insert(name.to_owned(), Stream::new(meta, shard_logs));
     if let Err(e) = svc.persist(&registry) {
         registry.remove(name);
         let _ = svc.backend.delete_stream(&key);
