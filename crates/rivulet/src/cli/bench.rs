@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Also consume every shard from LATEST and measure produce-to-consume latency.
     #[arg(long)]
     pub consume: bool,
+    /// With --consume: milliseconds a shard's consumer waits after an empty GetRecords
+    /// (real consumers wait 200 ms to 1 s; Kinesis allows 5 calls per second per shard).
+    #[arg(long, default_value_t = 20)]
+    pub poll_ms: u64,
 }
 
 #[derive(Default)]
@@ -199,7 +203,7 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
                         break;
                     }
                     if records.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tokio::time::sleep(Duration::from_millis(args.poll_ms)).await;
                     }
                 }
             }));

@@ -250,6 +250,9 @@ pub struct ShardRuntime {
     pub sealed: Arc<AtomicBool>,
     /// Recent traffic, for on-demand scaling.
     pub load: Arc<autoscale::ShardLoad>,
+    /// Woken by the shard's writer when new records become visible, so SubscribeToShard
+    /// pushes them at once instead of at its next poll.
+    pub appended: Arc<tokio::sync::Notify>,
 }
 
 impl ShardRuntime {
@@ -265,6 +268,7 @@ impl ShardRuntime {
             throughput: Arc::new(ShardThroughput::new(rates, now_ms)),
             sealed: Arc::new(AtomicBool::new(sealed)),
             load: Arc::default(),
+            appended: Arc::default(),
         }
     }
 }

@@ -313,6 +313,11 @@ fn write_group(group: &mut Vec<WriteRequest>, durable: bool, now_ms: i64, stats:
             .fsync_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
+    for (req, result) in group.iter().zip(&results) {
+        if matches!(result, Some(Ok(_))) {
+            req.shard.appended.notify_waiters();
+        }
+    }
     for (req, result) in group.drain(..).zip(results) {
         let ptr = Arc::as_ptr(&req.shard.log) as *const ();
         let result = match (result, failed.iter().find(|(p, _)| *p == ptr)) {

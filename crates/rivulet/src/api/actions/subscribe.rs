@@ -37,6 +37,8 @@ use crate::service::Kinesis;
 const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
 const TAKEOVER_AFTER_MS: i64 = 5_000;
 const IDLE_EVENT_EVERY: Duration = Duration::from_secs(5);
+/// Appends wake a subscription at once (`ShardRuntime::appended`); this poll is the
+/// fallback for changes that do not, such as a split closing the shard.
 const POLL_EVERY: Duration = Duration::from_millis(50);
 /// Bytes of record data in one event: one second of a consumer's dedicated 2 MiB/s.
 const EVENT_BYTES_MAX: usize = 2 << 20;
@@ -253,7 +255,13 @@ async fn push(
     {
         return finish(&svc, &plan.key, id);
     }
+    let appended = plan.runtime.appended.clone();
     while tokio::time::Instant::now() < deadline && !*cancelled.borrow() {
+        // Registered before the read, so an append between the read and the wait below
+        // still wakes it.
+        let woken = appended.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let log = plan.runtime.log.clone();
         let read = tokio::task::spawn_blocking(move || {
             log.read(position, EVENT_RECORDS_MAX, EVENT_BYTES_MAX)
@@ -355,6 +363,7 @@ async fn push(
         }
         if !has_records {
             tokio::select! {
+                _ = woken => {}
                 _ = tokio::time::sleep(POLL_EVERY) => {}
                 _ = cancelled.changed() => {}
             }
