@@ -578,7 +578,7 @@ mod tests {
                 key: key.to_vec(),
                 data,
             };
-        let records = vec![
+        let records = [
             record(0, 1_700_000_000_123, b"plain", b"hello".to_vec(), 0),
             record(1, 1_700_000_000_100, b"", Vec::new(), 0),
             record(
