@@ -13,7 +13,7 @@ gib=${1:-10}
 data=${2:-}
 if [ -z "$data" ]; then
   data=$(mktemp -d /var/tmp/rivulet-startup.XXXXXX)
-  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$data"' EXIT
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$data" "$data.log"' EXIT
 else
   trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 fi
@@ -55,7 +55,7 @@ for run in cold warm warm; do
     timeout 60 "$bin" tail "big-$s" --from trim-horizon --count 20000 --format json >/dev/null 2>&1 || true
   done
   rss_read=$(grep VmRSS /proc/$server/status | awk '{print $2}')
-  startup_ms=$(grep -o 'startup_ms=[0-9]*' "$data.log" | tail -1 | cut -d= -f2)
+  startup_ms=$(sed 's/\x1b\[[0-9;]*m//g' "$data.log" | grep -o 'startup_ms=[0-9]*' | tail -1 | cut -d= -f2)
   echo "{\"run\": \"$run\", \"stored_gib\": $(du -s --block-size=1M "$data/streams" | cut -f1 | awk '{printf "%.1f", $1/1024}'), \"segments\": $(find "$data/streams" -name '*.seg' | wc -l), \"startup_ms_logged\": $startup_ms, \"first_answer_ms\": $(( (t1 - t0) / 1000000 )), \"rss_mib_serving\": $((rss_serving / 1024)), \"rss_mib_after_reads\": $((rss_read / 1024))}"
   kill -TERM "$server"; wait "$server" || true
 done
