@@ -89,6 +89,6 @@ async fn fuzz_request_corpus_replays_cleanly() {
     eprintln!("replayed {} request corpus inputs", inputs.len());
     assert!(
         inputs.len() >= 71,
-        "the seeds of fuzz/seeds/request.py are there"
+        "the corpus is there, at least as many inputs as fuzz/seeds/request.py writes"
     );
 }
