@@ -134,12 +134,29 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        // A roll cut short (the new segment created, its header not yet written) leaves a
+        // last segment shorter than its header. Nothing in it was acknowledged: appends to
+        // a segment are acknowledged only after its header is synced. It is made again; a
+        // short segment anywhere else is still corruption.
+        let mut first_base = 0;
+        if let Some(&last) = bases.last() {
+            let path = segment_path(dir, last);
+            let len = fs_ref
+                .open(&path)
+                .and_then(|f| f.size())
+                .map_err(|e| Error::io(&path, e))?;
+            if len < SEGMENT_HEADER_LEN {
+                remove_file(fs_ref, &path)?;
+                bases.pop();
+                first_base = last;
+            }
+        }
         remove_orphan_indexes(fs_ref, dir, &bases)?;
 
         let mut recovery = Recovery::default();
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         if bases.is_empty() {
-            segments.push(create_segment(fs_ref, dir, 0)?);
+            segments.push(create_segment(fs_ref, dir, first_base)?);
             sync_dir(fs_ref, dir)?;
         }
         for (i, &base) in bases.iter().enumerate() {

@@ -350,3 +350,22 @@ proptest! {
         }
     }
 }
+
+/// A SIGKILL between creating a new segment and writing its header leaves an empty last
+/// segment: recovery makes it again instead of refusing to open (found by the crash loop).
+#[test]
+fn an_empty_last_segment_from_a_cut_short_roll_is_made_again() {
+    let dir = TempDir::new("short-last");
+    let log = Log::open(&dir.0, small()).unwrap();
+    put(&log, 1, "kept");
+    let end = log.end_position();
+    drop(log);
+    fs::File::create(dir.0.join(format!("{end:020}.seg"))).unwrap();
+    let log = Log::open(&dir.0, small()).unwrap();
+    assert_eq!(log.end_position(), end);
+    assert_eq!(all(&log), [(0, "kept".to_owned())]);
+    put(&log, 2, "after");
+    drop(log);
+    let log = Log::open(&dir.0, small()).unwrap();
+    assert_eq!(all(&log).len(), 2);
+}
