@@ -51,10 +51,6 @@ impl Inflight {
         self.max - self.budget.available_permits()
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Reserves `bytes`, waiting a while for them.
     pub async fn reserve(&self, bytes: usize) -> Result<Share, ApiError> {
         if bytes < UNCOUNTED_BYTES {
