@@ -127,11 +127,38 @@ impl Fs for StdFs {
     }
 }
 
+/// How a `SimFs` machine ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// Power loss: every write and every directory change not yet synced is gone.
+    PowerLoss,
+    /// Power loss after the file system wrote its journal of directory changes but before
+    /// the file data (ext4 commits metadata by itself every few seconds): every creation,
+    /// rename and removal stays as made, every file's contents go back to their last sync,
+    /// so a file created just before the loss is there and empty.
+    EntriesKept,
+    /// As `EntriesKept`, but the loss comes halfway through writing back: a file that was
+    /// only appended to since its last sync keeps the first half of the appended bytes.
+    TornTail,
+    /// The process dies and the kernel keeps its page cache (SIGKILL): nothing written is
+    /// lost, whether synced or not.
+    ProcessKill,
+}
+
+impl Crash {
+    pub const ALL: [Crash; 4] = [
+        Crash::PowerLoss,
+        Crash::EntriesKept,
+        Crash::TornTail,
+        Crash::ProcessKill,
+    ];
+}
+
 /// An in-memory file system that models power loss.
 ///
 /// Every file has a live image (what reads see) and a durable image (what `sync` last
 /// saved); every directory entry is live or durable likewise. `crash` drops everything not
-/// durable. `fail_after(n)` makes the n-th next mutating call and all after it fail, as if
+/// durable; `crash_as` ends the machine in one of the other ways of `Crash`. `fail_after(n)` makes the n-th next mutating call and all after it fail, as if
 /// the machine died there; tests then `crash` and reopen.
 #[derive(Clone, Default)]
 pub struct SimFs {
@@ -185,11 +212,34 @@ impl SimFs {
     /// Power loss: every file and directory entry goes back to its durable image, and the
     /// machine works again.
     pub fn crash(&self) {
+        self.crash_as(Crash::PowerLoss);
+    }
+
+    /// Ends the simulated machine's life in the given way; it then works again.
+    pub fn crash_as(&self, how: Crash) {
         let mut s = self.state.lock().expect("simfs lock");
-        s.live = s.durable.clone();
+        match how {
+            Crash::PowerLoss => s.live = s.durable.clone(),
+            Crash::EntriesKept | Crash::TornTail | Crash::ProcessKill => {}
+        }
+        s.durable = s.live.clone();
         for data in s.files.values() {
             let mut d = data.lock().expect("simfs file lock");
-            d.live = d.durable.clone();
+            let d = &mut *d;
+            match how {
+                Crash::PowerLoss | Crash::EntriesKept => d.live = d.durable.clone(),
+                Crash::TornTail => {
+                    let synced = d.durable.len();
+                    let appended_only = d.live.len() > synced && d.live[..synced] == d.durable[..];
+                    if appended_only {
+                        d.live.truncate(synced + (d.live.len() - synced) / 2);
+                    } else {
+                        d.live = d.durable.clone();
+                    }
+                }
+                Crash::ProcessKill => {}
+            }
+            d.durable = d.live.clone();
         }
         s.budget = None;
     }

@@ -100,7 +100,7 @@ pub fn write_atomic_with(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seglog::fs::SimFs;
+    use seglog::fs::{Crash, SimFs};
 
     fn stream(name: &str) -> StreamMeta {
         serde_json::from_value(serde_json::json!({
@@ -111,8 +111,8 @@ mod tests {
         .unwrap()
     }
 
-    /// A power loss at every file-system step of a metadata save leaves the old document
-    /// or the new one, never neither and never a mix.
+    /// A crash of every kind at every file-system step of a metadata save leaves the old
+    /// document or the new one, never neither and never a mix.
     #[test]
     fn a_crash_at_any_step_of_a_save_keeps_the_old_or_the_new_document() {
         let dir = Path::new("/data");
@@ -138,7 +138,7 @@ mod tests {
         let steps = probe.mutations() - before;
         assert!(steps >= 4, "create, write, sync, rename, dir sync: {steps}");
         let mut outcomes = std::collections::BTreeSet::new();
-        for k in 0..=steps {
+        for (k, how) in (0..=steps).flat_map(|k| Crash::ALL.map(|how| (k, how))) {
             let fs = SimFs::new();
             fs.create_dir_all(dir).unwrap();
             fs.sync_dir(Path::new("/")).unwrap();
@@ -146,12 +146,19 @@ mod tests {
             store.save([stream("old")].iter(), &account).unwrap();
             fs.fail_after(k);
             let saved = store.save([stream("old"), stream("new")].iter(), &account);
-            fs.crash();
+            fs.crash_as(how);
             let got = names(&MetaStore::with_fs(Arc::new(fs.clone()), dir));
             if saved.is_ok() {
-                assert_eq!(got, ["old", "new"], "a completed save is durable (k = {k})");
+                assert_eq!(
+                    got,
+                    ["old", "new"],
+                    "a completed save is durable ({how:?} at {k})"
+                );
             } else {
-                assert!(got == ["old"] || got == ["old", "new"], "k = {k}: {got:?}");
+                assert!(
+                    got == ["old"] || got == ["old", "new"],
+                    "{how:?} at {k}: {got:?}"
+                );
             }
             outcomes.insert(got.len());
         }

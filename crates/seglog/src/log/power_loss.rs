@@ -2,7 +2,9 @@
 //! fsynced when the power goes. Every record acknowledged by a durable commit must survive,
 //! at its position and byte for byte; nothing else may appear in its place; and recovery
 //! must never mistake the aftermath for corruption. Crash points are taken at every single
-//! file-system mutation of a run that rolls segments and deletes them for retention.
+//! file-system mutation of a run that rolls segments and deletes them for retention, and
+//! each is ended in every way of `Crash`: all unsynced changes lost, directory changes kept
+//! but data lost, half of the unsynced appends kept, and a process kill that keeps them all.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::fs::{Fs, SimFs};
+use crate::fs::{Crash, Fs, SimFs};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -55,7 +57,8 @@ fn check(log: &Log, appended: &[Vec<u8>], acked: usize) {
 
 /// One run: appends with durable commits, rolling several segments, then a retention pass
 /// and more appends. Stops at the first error (the simulated power loss). Returns what was
-/// appended and how many records were acknowledged.
+/// appended or attempted (the last may have failed halfway, and may or may not survive)
+/// and how many records were acknowledged.
 fn scenario(fs: &SimFs) -> (Vec<Vec<u8>>, usize) {
     let mut appended = Vec::new();
     let mut acked = 0;
@@ -70,10 +73,10 @@ fn scenario(fs: &SimFs) -> (Vec<Vec<u8>>, usize) {
             key: b"k",
             data: &data,
         };
+        appended.push(data.clone());
         if log.append(&[r]).is_err() {
             return (appended, acked);
         }
-        appended.push(data);
         if log.commit(true).is_err() {
             return (appended, acked);
         }
@@ -98,13 +101,13 @@ fn every_crash_point_keeps_every_acknowledged_record() {
     drop(log);
     let total = probe.mutations();
     assert!(total > 100, "{total} mutations");
-    for n in 0..total {
+    for (n, how) in (0..total).flat_map(|n| Crash::ALL.map(|how| (n, how))) {
         let fs = SimFs::new();
         fs.fail_after(n);
         let (appended, acked) = scenario(&fs);
-        fs.crash();
-        let log =
-            open(&fs).unwrap_or_else(|e| panic!("crash after mutation {n}: recovery failed: {e}"));
+        fs.crash_as(how);
+        let log = open(&fs)
+            .unwrap_or_else(|e| panic!("{how:?} after mutation {n}: recovery failed: {e}"));
         check(&log, &appended, acked);
         // And the log takes writes again.
         let r = RecordRef {
@@ -151,10 +154,10 @@ fn a_shared_file_system_sync_keeps_every_acknowledged_record_of_every_log() {
                     key: b"k",
                     data: &data,
                 };
+                state[i].0.push(data.clone());
                 if log.append(&[r]).is_err() {
                     return state;
                 }
-                state[i].0.push(data);
             }
             if logs[round % LOGS].sync_filesystem().is_err() {
                 return state;
@@ -172,14 +175,14 @@ fn a_shared_file_system_sync_keeps_every_acknowledged_record_of_every_log() {
     let state = run(&probe);
     assert!(state.iter().all(|(_, acked)| *acked == 25));
     let total = probe.mutations();
-    for n in 0..total {
+    for (n, how) in (0..total).flat_map(|n| Crash::ALL.map(|how| (n, how))) {
         let fs = SimFs::new();
         fs.fail_after(n);
         let state = run(&fs);
-        fs.crash();
+        fs.crash_as(how);
         for (i, (appended, acked)) in state.iter().enumerate() {
             let log = open_at(&fs, i)
-                .unwrap_or_else(|e| panic!("crash after mutation {n}: log {i}: {e}"));
+                .unwrap_or_else(|e| panic!("{how:?} after mutation {n}: log {i}: {e}"));
             check(&log, appended, *acked);
         }
     }
@@ -250,7 +253,7 @@ enum Op {
     Append(usize),
     Commit { durable: bool },
     Trim(i64),
-    Crash,
+    Crash(Crash),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -258,15 +261,15 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1usize..4).prop_map(Op::Append),
         3 => any::<bool>().prop_map(|durable| Op::Commit { durable }),
         1 => (0i64..60).prop_map(Op::Trim),
-        1 => Just(Op::Crash),
+        1 => prop::sample::select(Crash::ALL.to_vec()).prop_map(Op::Crash),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Random appends, commits with and without fsync, retention and power losses: what a
-    /// durable commit acknowledged is always there after the power comes back.
+    /// Random appends, commits with and without fsync, retention and crashes of every kind:
+    /// what a durable commit acknowledged is always there after the power comes back.
     #[test]
     fn power_loss_never_loses_a_durable_commit(ops in prop::collection::vec(op(), 1..80)) {
         let fs = SimFs::new();
@@ -295,9 +298,9 @@ proptest! {
                 Op::Trim(cutoff) => {
                     log.trim(cutoff).unwrap();
                 }
-                Op::Crash => {
+                Op::Crash(how) => {
                     drop(log);
-                    fs.crash();
+                    fs.crash_as(how);
                     log = open(&fs).unwrap();
                     check(&log, &appended, acked);
                     appended.truncate(log.end_position() as usize);
