@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::limits::{self, REQUEST_BODY_BYTES_MAX};
+use crate::limits::REQUEST_BODY_BYTES_MAX;
 use crate::service::Kinesis;
 use error::{ApiError, ErrorKind};
 use inflight::Share;
@@ -27,12 +27,6 @@ use inflight::Share;
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const CBOR_1_1: &str = "application/x-amz-cbor-1.1";
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
-
-/// The most memory one GetRecords holds at once: the records it read (10 MiB) and its
-/// response (base64 is 4/3 of that, plus each record's JSON members).
-const GET_RECORDS_PEAK_BYTES: usize = limits::GET_RECORDS_BYTES_MAX * 5 / 2;
-/// The least a GetRecords waits for: room for reading 1 MiB.
-const GET_RECORDS_PEAK_BYTES_MIN: usize = limits::RECORD_BYTES_MIN_READ * 5 / 2;
 
 pub fn router(svc: Arc<Kinesis>) -> Router {
     Router::new().fallback(dispatch).with_state(svc)
@@ -61,31 +55,10 @@ async fn dispatch(State(svc): State<Arc<Kinesis>>, request: Request) -> Response
                 .unwrap_or_else(|e| error_response(&e))
         }
         Ok((operation, body, _body_share)) => {
-            // GetRecords reserves what its read and its response can take before it reads
-            // (reading less when memory is short) and keeps the response's share until the
-            // response has been sent.
-            let result = if operation == "GetRecords" {
-                match svc
-                    .inflight
-                    .reserve_up_to(GET_RECORDS_PEAK_BYTES, GET_RECORDS_PEAK_BYTES_MIN)
-                    .await
-                {
-                    Ok(share) => {
-                        let bytes_max = (share.bytes() * 2 / 5).max(limits::RECORD_BYTES_MIN_READ);
-                        actions::get_records(&svc, body, bytes_max)
-                            .await
-                            .map(|body| (body, Some(share)))
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                actions::call(&svc, &operation, body)
-                    .await
-                    .map(|body| (body, None))
-            };
+            let result = actions::call(&svc, &operation, body).await;
             operation_seen = Some(operation);
             match result {
-                Ok((body, share)) => ok_response(body, share),
+                Ok(answer) => ok_response(answer),
                 Err(e) => error_response(&e),
             }
         }
@@ -364,7 +337,7 @@ fn access_denied() -> Response {
         .into_response()
 }
 
-fn ok_response(body: Vec<u8>, share: Option<Share>) -> Response {
+fn ok_response(actions::Answer { body, share }: actions::Answer) -> Response {
     match share {
         Some(mut share) => {
             share.shrink_to(body.len());

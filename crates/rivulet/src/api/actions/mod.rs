@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::{ApiError, ApiResult, ErrorKind};
+use super::inflight::Share;
 use super::validate::{self, Violations};
+use crate::limits;
 use crate::service::Kinesis;
 
 /// Every operation of the Kinesis model (botocore 2013-12-02).
@@ -69,9 +71,34 @@ pub fn is_known(operation: &str) -> bool {
     MODEL_OPERATIONS.contains(&operation)
 }
 
-/// Runs one operation; the `Ok` body is the JSON to send (empty for operations without
-/// output).
-pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Vec<u8>> {
+/// The most memory one GetRecords holds at once: the records it read (10 MiB) and its
+/// response (base64 is 4/3 of that, plus each record's JSON members).
+const GET_RECORDS_PEAK_BYTES: usize = limits::GET_RECORDS_BYTES_MAX * 5 / 2;
+/// The least a GetRecords waits for: room for reading 1 MiB.
+const GET_RECORDS_PEAK_BYTES_MIN: usize = limits::RECORD_BYTES_MIN_READ * 5 / 2;
+
+/// What an operation answers: the JSON to send (empty for operations without output), and
+/// the share of the server's in-flight memory it holds until the body has been sent.
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub share: Option<Share>,
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(body: Vec<u8>) -> Answer {
+        Answer { body, share: None }
+    }
+}
+
+/// Runs one operation.
+pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Answer> {
+    if operation == "GetRecords" {
+        return get_records(svc, body).await;
+    }
+    run(svc, operation, body).await.map(Answer::from)
+}
+
+async fn run(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult<Vec<u8>> {
     admit_control_plane(svc, operation, &body)?;
     // The hot data-plane operations check StreamId in their own input types, so their
     // (possibly 13 MiB) bodies are parsed once.
@@ -81,7 +108,6 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
     match operation {
         "PutRecord" => records::put_record(svc, &body).await,
         "PutRecords" => records::put_records(svc, &body).await,
-        "GetRecords" => blocking(svc, body, reads::get_records).await,
         "GetShardIterator" => blocking(svc, body, reads::get_shard_iterator).await,
         "CreateStream" => blocking(svc, body, streams::create_stream).await,
         "DeleteStream" => blocking(svc, body, streams::delete_stream).await,
@@ -132,11 +158,23 @@ pub async fn call(svc: &Arc<Kinesis>, operation: &str, body: Bytes) -> ApiResult
     }
 }
 
-/// GetRecords reading at most `bytes_max` of records (less than its 10 MiB when the
-/// server's memory for bodies in flight is short).
-pub async fn get_records(svc: &Arc<Kinesis>, body: Bytes, bytes_max: usize) -> ApiResult<Vec<u8>> {
+/// GetRecords first reserves what its read and its response can take (reading less than
+/// its 10 MiB when the server's memory for bodies in flight is short), and its answer keeps
+/// that share until the response has been sent.
+async fn get_records(svc: &Arc<Kinesis>, body: Bytes) -> ApiResult<Answer> {
+    let share = svc
+        .inflight
+        .reserve_up_to(GET_RECORDS_PEAK_BYTES, GET_RECORDS_PEAK_BYTES_MIN)
+        .await?;
+    let bytes_max = (share.bytes() * 2 / 5).max(limits::RECORD_BYTES_MIN_READ);
     let svc = svc.clone();
-    tokio::task::spawn_blocking(move || reads::get_records_within(&svc, &body, bytes_max)).await?
+    let body =
+        tokio::task::spawn_blocking(move || reads::get_records_within(&svc, &body, bytes_max))
+            .await??;
+    Ok(Answer {
+        body,
+        share: Some(share),
+    })
 }
 
 /// `StreamId` is on nearly every input and "reserved for future use": accepted and ignored

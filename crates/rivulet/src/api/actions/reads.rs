@@ -255,10 +255,6 @@ struct GetRecordsOutput<'a> {
     child_shards: Option<Vec<serde_json::Value>>,
 }
 
-pub fn get_records(svc: &Kinesis, body: &[u8]) -> ApiResult<Vec<u8>> {
-    get_records_within(svc, body, limits::GET_RECORDS_BYTES_MAX)
-}
-
 /// GetRecords reading no more than `bytes_max` of records (the first whole).
 pub fn get_records_within(svc: &Kinesis, body: &[u8], bytes_max: usize) -> ApiResult<Vec<u8>> {
     let bytes_max = bytes_max.min(limits::GET_RECORDS_BYTES_MAX);
