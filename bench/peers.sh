@@ -3,8 +3,11 @@
 # acknowledged batch, --limits off), kinesalite 3.3.3 (in memory, delays 0) and kinesis-local
 # 0.6.2 (kinesis-mock on Node, in memory, delays 0), all on loopback, driven by the same
 # `rivulet bench` workloads. Also measures this machine's ceilings the same day: sequential
-# writes with an fsync per 64 KiB batch, and loopback HTTP requests/s (Rivulet's GET /metrics
-# with one connection per request is not a ceiling; a keep-alive ListStreams loop is used).
+# writes with an fsync per 64 KiB batch, fsyncs per second, and the loopback HTTP ceiling:
+# the same `rivulet bench` workloads against `examples/null_server.rs`, a server on Rivulet's
+# HTTP stack that answers PutRecord(s) without doing any work (no parsing, no storage, no
+# fsync), so each put figure can be read as a fraction of what the client and the HTTP
+# exchange allow on these cores.
 #
 #   bench/peers.sh [SECONDS] [OUT]     (default 5 s per run; the markdown table is printed,
 #                                       and also written to OUT when given)
@@ -17,7 +20,7 @@ out=${2:-/dev/null}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --bin rivulet --example throughput
+cargo build --release --bin rivulet --example throughput --example null_server
 R=target/release/rivulet
 (cd "$work" && npm install --silent --no-audit --no-fund kinesalite@3.3.3 kinesis-local@0.6.2 >/dev/null 2>&1)
 
@@ -55,6 +58,9 @@ t=$(now); PORT[kinesis-local]=$(port)
   SHARD_LIMIT=1000 LOG_LEVEL=ERROR exec node main.js >"$work/kinesis-local.log" 2>&1) &
 PID[kinesis-local]=$!; START_MS[kinesis-local]=$(ready_ms "$t" "${PORT[kinesis-local]}")
 PEERS=(rivulet kinesalite kinesis-local)
+PORT[ceiling]=$(port)
+target/release/examples/null_server "${PORT[ceiling]}" 2>"$work/null_server.log" &
+PID[ceiling]=$!; START_MS[ceiling]=$(ready_ms "$(now)" "${PORT[ceiling]}" 2>/dev/null || echo 0)
 
 # The machine's ceilings.
 fsync_mb_s=$(python3 - "$work/ceiling" <<'PY'
@@ -101,6 +107,11 @@ for w in "${WORKLOADS[@]}"; do
     echo "$peer | $name | $line" >&2
     $R stream delete "$stream" --no-wait --endpoint-url "$ep" >/dev/null 2>&1 || true
   done
+  if [[ $name == PutRecord* ]]; then
+    line=$($R bench --stream ceiling --duration "$seconds" $args --endpoint-url "http://127.0.0.1:${PORT[ceiling]}" 2>/dev/null | tail -1 || echo '{}')
+    python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["peer"]="ceiling"; d["workload"]=sys.argv[1]; print(json.dumps(d))' "$name" "$line" >>"$results"
+    echo "ceiling | $name | $line" >&2
+  fi
 done
 # GetRecords catch-up over everything a 4-producer PutRecords run wrote (the throughput probe).
 for size in 100 1024; do
@@ -133,8 +144,11 @@ def fmt(v, unit=""):
 def ratio(a, b, higher=True):
     if not a or not b: return "–"
     return f"{(a / b if higher else b / a):.1f}×"
-lines = [f"Machine: {cores} cores, {cpu}. Ceilings measured in the same run: sequential writes with an fsync per 64 KiB: {fsync_mb} MB/s; fsyncs of 512 B: {fsyncs}/s. Each run {secs} s, streams of 4 shards, `rivulet bench` as the client for every peer.", "",
-         "| workload | figure | Rivulet | kinesalite | kinesis-local | Rivulet ÷ kinesalite | Rivulet ÷ kinesis-local |", "|---|---|---|---|---|---|---|"]
+def pct(a, c, higher=True):
+    if not a or not c: return "– | –"
+    return f"{fmt(c)} | {(a / c if higher else c / a) * 100:.0f} %"
+lines = [f"Machine: {cores} cores, {cpu}. Ceilings measured in the same run: sequential writes with an fsync per 64 KiB: {fsync_mb} MB/s; fsyncs of 512 B: {fsyncs}/s; the HTTP ceiling column is the same workload against `null_server` (Rivulet's HTTP stack answering without doing any work). Each run {secs} s, streams of 4 shards, `rivulet bench` as the client for every peer.", "",
+         "| workload | figure | Rivulet | kinesalite | kinesis-local | Rivulet ÷ kinesalite | Rivulet ÷ kinesis-local | HTTP ceiling | Rivulet ÷ ceiling |", "|---|---|---|---|---|---|---|---|---|"]
 for w, d in by.items():
     def _get(p, keys):
         v = d.get(p, {})
@@ -144,25 +158,25 @@ for w, d in by.items():
     if w.startswith("PutRecords"):
         for label, keys, higher in [("records/s", ["records_per_sec"], True), ("MB/s", ["mb_per_sec"], True)]:
             vals = [_get(p, keys) for p in peers]
-            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], higher)} | {ratio(vals[0], vals[2], higher)} |")
+            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], higher)} | {ratio(vals[0], vals[2], higher)} | {pct(vals[0], _get('ceiling', keys), higher)} |")
     elif w.startswith("PutRecord latency"):
         for label, keys in [("p50 ms", ["put_latency_ms", "p50"]), ("p99 ms", ["put_latency_ms", "p99"]), ("records/s", ["records_per_sec"])]:
             vals = [_get(p, keys) for p in peers]
             higher = label == "records/s"
-            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], higher)} | {ratio(vals[0], vals[2], higher)} |")
+            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], higher)} | {ratio(vals[0], vals[2], higher)} | {pct(vals[0], _get('ceiling', keys), higher)} |")
     elif w.startswith("produce-to-consume"):
         for label, keys in [("p50 ms", ["e2e_latency_ms", "p50"]), ("p99 ms", ["e2e_latency_ms", "p99"])]:
             vals = [_get(p, keys) for p in peers]
-            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} |")
+            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} | – | – |")
     elif w.startswith("GetRecords"):
         for label, keys in [("records/s", ["get", "get_records_per_s"]), ("MB/s", ["get", "get_mb_per_s"])]:
             vals = [_get(p, keys) for p in peers]
-            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1])} | {ratio(vals[0], vals[2])} |")
+            lines.append(f"| {w} | {label} | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1])} | {ratio(vals[0], vals[2])} | – | – |")
     elif w == "peak RSS":
         vals = [(_get(p, ["rss_kib"]) or 0) / 1024 for p in peers]
-        lines.append(f"| peak RSS over the run | MiB | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} |")
+        lines.append(f"| peak RSS over the run | MiB | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} | – | – |")
         vals = [_get(p, ["startup_ms"]) for p in peers]
-        lines.append(f"| start-up, empty data | ms to the first answer | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} |")
+        lines.append(f"| start-up, empty data | ms to the first answer | " + " | ".join(fmt(v) for v in vals) + f" | {ratio(vals[0], vals[1], False)} | {ratio(vals[0], vals[2], False)} | – | – |")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

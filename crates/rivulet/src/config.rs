@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use crate::data::throughput::ShardRates;
 
+/// `--writer-threads` by default.
+pub const WRITER_THREADS_DEFAULT: usize = 4;
 /// `--inflight-mib` by default: room for a few of the largest requests and GetRecords
 /// responses at once, and far more than a 2-core machine fills at full speed.
 pub const INFLIGHT_MIB_DEFAULT: usize = 128;
@@ -102,7 +104,7 @@ impl Config {
             shard_limit: crate::limits::SHARD_LIMIT_DEFAULT,
             segment_bytes_max: 16 << 20,
             janitor_interval_ms: 1000,
-            writer_threads: 4,
+            writer_threads: WRITER_THREADS_DEFAULT,
             max_connections: 65_536,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 60_000,

@@ -189,6 +189,10 @@ struct ServeArgs {
     /// few seconds for room and are then refused with a retryable ServiceUnavailable.
     #[arg(long, env = "RIVULET_INFLIGHT_MIB", default_value_t = rivulet::config::INFLIGHT_MIB_DEFAULT)]
     inflight_mib: usize,
+    /// Shard writer threads: each appends and group-commits the writes of a share of the
+    /// shards.
+    #[arg(long, env = "RIVULET_WRITER_THREADS", default_value_t = rivulet::config::WRITER_THREADS_DEFAULT)]
+    writer_threads: usize,
     /// Segment size in MiB before a new segment file is started.
     #[arg(long, env = "RIVULET_SEGMENT_MIB", default_value_t = 16)]
     segment_mib: u64,
@@ -356,6 +360,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.kms_key_aliases = args.kms_keys;
     config.max_connections = args.max_connections;
     config.inflight_bytes_max = args.inflight_mib.saturating_mul(1 << 20);
+    config.writer_threads = args.writer_threads;
     config.alarm_topics = args.alarm_topics;
     config.metric_series_max = args.metric_series_max;
     if args.canary {
