@@ -6,9 +6,10 @@
 //!
 //!   cargo run --release --example null_server -- [PORT]      (default 4599)
 //!
-//! ListStreams answers no streams (a readiness probe); ListShards one open shard; PutRecord a fixed sequence number; PutRecords one
-//! fixed result per record sent (counted by their `PartitionKey` members). Anything else is
-//! answered 400. Not a Kinesis server: a measuring instrument for `bench/peers.sh`.
+//! ListStreams answers no streams (a readiness probe); ListShards one open shard; PutRecord a
+//! fixed sequence number; PutRecords that same result once per record sent (counted by their
+//! `PartitionKey` members). Anything else is answered 400. Not a Kinesis server: a measuring
+//! instrument for `bench/peers.sh`.
 
 use std::convert::Infallible;
 
@@ -22,8 +23,8 @@ use hyper_util::server::conn::auto::Builder;
 const BODY_BYTES_MAX: usize = 16 << 20;
 
 const LIST_SHARDS: &str = r#"{"Shards":[{"ShardId":"shardId-000000000000","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"340282366920938463463374607431768211455"},"SequenceNumberRange":{"StartingSequenceNumber":"49000000000000000000000000000000000000000000000000000000"}}]}"#;
+/// PutRecord's answer, and each entry of PutRecords'.
 const PUT_RECORD: &str = r#"{"SequenceNumber":"49000000000000000000000000000000000000000000000000000001","ShardId":"shardId-000000000000"}"#;
-const PUT_RECORDS_ENTRY: &str = r#"{"SequenceNumber":"49000000000000000000000000000000000000000000000000000001","ShardId":"shardId-000000000000"}"#;
 
 async fn answer(request: Request<Incoming>) -> Result<Response<String>, Infallible> {
     let target = request
@@ -43,7 +44,7 @@ async fn answer(request: Request<Incoming>) -> Result<Response<String>, Infallib
         "PutRecord" => PUT_RECORD.to_owned(),
         "PutRecords" => {
             let n = count(&body, b"\"PartitionKey\"");
-            let entries = vec![PUT_RECORDS_ENTRY; n].join(",");
+            let entries = vec![PUT_RECORD; n].join(",");
             format!(r#"{{"FailedRecordCount":0,"Records":[{entries}]}}"#)
         }
         other => return Ok(reply(400, format!("null_server does not answer {other:?}"))),

@@ -158,8 +158,9 @@ impl Crash {
 ///
 /// Every file has a live image (what reads see) and a durable image (what `sync` last
 /// saved); every directory entry is live or durable likewise. `crash` drops everything not
-/// durable; `crash_as` ends the machine in one of the other ways of `Crash`. `fail_after(n)` makes the n-th next mutating call and all after it fail, as if
-/// the machine died there; tests then `crash` and reopen.
+/// durable; `crash_as` ends the machine in one of the other ways of `Crash`. `fail_after(n)`
+/// makes the n-th next mutating call and all after it fail, as if the machine died there;
+/// tests then `crash` (or `crash_as`) and reopen.
 #[derive(Clone, Default)]
 pub struct SimFs {
     state: Arc<Mutex<SimState>>,
